@@ -1,0 +1,47 @@
+# The two commands a person needs: `make demo` and `make test`. Both set up
+# everything on a fresh machine (venv outside the clone, Apache Kafka jars).
+SHELL := /bin/bash
+PY := .venv/bin/python
+EVENTS ?= 20000
+BAD ?= 50
+
+.PHONY: venv kafka demo test test-unit test-integration test-slow lint format typecheck bench check clean
+
+venv:
+	@bash scripts/bootstrap.sh >/dev/null
+
+kafka:
+	@bash scripts/kafka.sh fetch >/dev/null
+
+demo: venv
+	$(PY) -m streams.cli demo --events $(EVENTS) --bad-events $(BAD)
+
+test: venv kafka
+	$(PY) -m pytest -q
+
+test-unit: venv
+	$(PY) -m pytest -q -m "not integration"
+
+test-integration: venv kafka
+	$(PY) -m pytest -q -m integration
+
+test-slow: venv kafka
+	$(PY) -m pytest -q -m slow
+
+lint: venv
+	$(PY) -m ruff check enf_core models streams tests bench
+
+format: venv
+	$(PY) -m ruff format enf_core models streams tests bench
+	$(PY) -m ruff check --fix enf_core models streams tests bench
+
+typecheck: venv
+	$(PY) -m mypy
+
+check: lint typecheck test
+
+bench: venv kafka
+	$(PY) bench/stream_bench.py
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

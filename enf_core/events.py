@@ -1,0 +1,334 @@
+"""Versioned event records, their validation and their wire format (orjson).
+
+Every record on the wire is one JSON object with ``v`` (schema version),
+``type`` and a unique ``event_id``. A message may also hold a JSON array of such
+objects (a page of events), which cuts the per-message cost of the broker and of
+Faust when a producer has several events at hand.
+
+Validation is hand-written rather than model-based: the portrait path must decode
+tens of thousands of events per second per worker, and a failed check must say
+which field is wrong so that the dead-letter record is useful to a person.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from enf_core.taxonomy import REASONS
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CandidatesEvent",
+    "Event",
+    "EventError",
+    "FeedbackEvent",
+    "ImpressionEvent",
+    "VideoEvent",
+    "WatchEvent",
+    "decode_events",
+    "encode",
+    "parse_event",
+]
+
+SCHEMA_VERSION: Final = 1
+MAX_MESSAGE_BYTES: Final = 1 << 20
+MAX_ID_LEN: Final = 128
+MAX_CANDIDATES: Final = 2000
+MAX_PAGE: Final = 10_000
+MAX_TEXT: Final = 2000
+FEEDBACK_KINDS: Final = ("dislike", "report", "not_interested")
+_REASON_VALUES: Final = frozenset(r.value for r in REASONS)
+
+
+class EventError(ValueError):
+    """A message that is not a valid event; ``field`` names the offending part."""
+
+    def __init__(self, message: str, *, field: str = "", index: int | None = None) -> None:
+        self.field = field
+        self.index = index
+        where = f"{field}: " if field else ""
+        at = f"[{index}] " if index is not None else ""
+        super().__init__(f"{at}{where}{message}")
+
+
+# ----------------------------------------------------------------- field checks
+
+
+def _get(obj: dict[str, Any], name: str) -> Any:
+    try:
+        return obj[name]
+    except KeyError:
+        raise EventError("missing required field", field=name) from None
+
+
+def _id(obj: dict[str, Any], name: str) -> str:
+    value = _get(obj, name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise EventError(f"expected a string id, got {type(value).__name__}", field=name)
+    if not value or len(value) > MAX_ID_LEN:
+        raise EventError(f"id length must be 1..{MAX_ID_LEN}", field=name)
+    if not value.isprintable():
+        raise EventError("id holds control characters", field=name)
+    return value
+
+
+def _int(obj: dict[str, Any], name: str, *, lo: int = 0, hi: int = 1 << 62) -> int:
+    value = _get(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EventError(f"expected an integer, got {type(value).__name__}", field=name)
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise EventError("expected an integer", field=name)
+        value = int(value)
+    if not lo <= value <= hi:
+        raise EventError(f"out of range [{lo}, {hi}]: {value}", field=name)
+    return value
+
+
+def _opt_text(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise EventError(f"expected a string, got {type(value).__name__}", field=name)
+    if len(value) > MAX_TEXT:
+        raise EventError(f"longer than {MAX_TEXT} characters", field=name)
+    return value
+
+
+def _str_list(obj: dict[str, Any], name: str, *, limit: int) -> tuple[str, ...]:
+    value = obj.get(name, [])
+    if not isinstance(value, list):
+        raise EventError("expected a list of strings", field=name)
+    if len(value) > limit:
+        raise EventError(f"more than {limit} entries", field=name)
+    out = []
+    for item in value:
+        if not isinstance(item, str) or len(item) > MAX_ID_LEN:
+            raise EventError("expected a list of short strings", field=name)
+        out.append(item)
+    return tuple(out)
+
+
+# ----------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class ImpressionEvent:
+    """A video was shown to a user at a position of a feed page."""
+
+    event_id: str
+    user_id: str
+    video_id: str
+    request_id: str
+    position: int
+    ts: int
+    type: str = "impression"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """How long a user watched a video; a quick swipe is a low watch ratio."""
+
+    event_id: str
+    user_id: str
+    video_id: str
+    play_ms: int
+    duration_ms: int
+    ts: int
+    type: str = "watch"
+
+    @property
+    def watch_ratio(self) -> float:
+        return min(self.play_ms / self.duration_ms, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackEvent:
+    """Explicit negative feedback, optionally with the user's stated reason."""
+
+    event_id: str
+    user_id: str
+    video_id: str
+    kind: str
+    ts: int
+    reason_category: str = ""
+    reason_text: str = ""
+    type: str = "feedback"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoEvent:
+    """A video entering the catalogue; the Video Agent analyses it.
+
+    ``frame_features`` holds precomputed image-encoder features (one row per
+    sampled frame) when the producer has them; otherwise ``uri`` names a file
+    the analyser decodes.
+    """
+
+    event_id: str
+    video_id: str
+    title: str
+    duration_ms: int
+    ts: int
+    tags: tuple[str, ...] = ()
+    uri: str = ""
+    frame_features: tuple[tuple[float, ...], ...] | None = None
+    type: str = "video"
+
+
+@dataclass(frozen=True, slots=True)
+class CandidatesEvent:
+    """A ranker's candidate list for one request; the scorer answers it."""
+
+    event_id: str
+    request_id: str
+    user_id: str
+    video_ids: tuple[str, ...]
+    ts: int
+    type: str = "candidates"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+Event = ImpressionEvent | WatchEvent | FeedbackEvent | VideoEvent | CandidatesEvent
+
+
+def _frames(obj: dict[str, Any]) -> tuple[tuple[float, ...], ...] | None:
+    value = obj.get("frame_features")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not 1 <= len(value) <= 64:
+        raise EventError("expected 1..64 frames of features", field="frame_features")
+    width = None
+    rows = []
+    for row in value:
+        if not isinstance(row, list) or not row or len(row) > 4096:
+            raise EventError("each frame must be a non-empty list of numbers", field="frame_features")
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise EventError("frames differ in width", field="frame_features")
+        for x in row:
+            if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+                raise EventError("frame features must be finite numbers", field="frame_features")
+        rows.append(tuple(float(x) for x in row))
+    return tuple(rows)
+
+
+def _parse_one(obj: Any) -> list[Event]:
+    if not isinstance(obj, dict):
+        raise EventError(f"expected a JSON object, got {type(obj).__name__}")
+    version = obj.get("v", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise EventError(f"unsupported schema version {version!r}", field="v")
+    kind = obj.get("type")
+    ts = _int(obj, "ts")
+    if kind == "watch":
+        play_ms = _int(obj, "play_ms")
+        duration_ms = _int(obj, "duration_ms", lo=1)
+        return [WatchEvent(_id(obj, "event_id"), _id(obj, "user_id"), _id(obj, "video_id"),
+                           play_ms, duration_ms, ts)]
+    if kind == "impression":
+        event_id, user_id = _id(obj, "event_id"), _id(obj, "user_id")
+        request_id = _id(obj, "request_id")
+        items = obj.get("items")
+        if items is None:
+            return [ImpressionEvent(event_id, user_id, _id(obj, "video_id"), request_id,
+                                    _int(obj, "position"), ts)]
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_CANDIDATES:
+            raise EventError(f"expected 1..{MAX_CANDIDATES} items", field="items")
+        out: list[Event] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise EventError("expected an object", field=f"items[{i}]")
+            out.append(ImpressionEvent(f"{event_id}:{i}", user_id, _id(item, "video_id"),
+                                       request_id, _int(item, "position"), ts))
+        return out
+    if kind == "feedback":
+        fb_kind = _get(obj, "kind")
+        if fb_kind not in FEEDBACK_KINDS:
+            raise EventError(f"expected one of {', '.join(FEEDBACK_KINDS)}", field="kind")
+        category = _opt_text(obj, "reason_category")
+        if category and category not in _REASON_VALUES:
+            raise EventError(f"unknown reason category {category!r}", field="reason_category")
+        return [FeedbackEvent(_id(obj, "event_id"), _id(obj, "user_id"), _id(obj, "video_id"),
+                              fb_kind, ts, category, _opt_text(obj, "reason_text"))]
+    if kind == "video":
+        title = _get(obj, "title")
+        if not isinstance(title, str) or len(title) > MAX_TEXT:
+            raise EventError("expected a string of at most 2000 characters", field="title")
+        uri = _opt_text(obj, "uri")
+        return [VideoEvent(_id(obj, "event_id"), _id(obj, "video_id"), title,
+                           _int(obj, "duration_ms", lo=1), ts, _str_list(obj, "tags", limit=64),
+                           uri, _frames(obj))]
+    if kind == "candidates":
+        ids = _get(obj, "video_ids")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_CANDIDATES:
+            raise EventError(f"expected a list of 1..{MAX_CANDIDATES} ids", field="video_ids")
+        video_ids = []
+        for i, vid in enumerate(ids):
+            if isinstance(vid, int) and not isinstance(vid, bool):
+                vid = str(vid)
+            if not isinstance(vid, str) or not vid or len(vid) > MAX_ID_LEN:
+                raise EventError("expected a short string id", field=f"video_ids[{i}]")
+            video_ids.append(vid)
+        return [CandidatesEvent(_id(obj, "event_id"), _id(obj, "request_id"),
+                                _id(obj, "user_id"), tuple(video_ids), ts)]
+    raise EventError(f"unknown event type {kind!r}", field="type")
+
+
+def parse_event(obj: Any) -> list[Event]:
+    """Validate one decoded JSON object; an impression page yields several events."""
+    return _parse_one(obj)
+
+
+def decode_events(raw: bytes | None) -> list[Event]:
+    """Decode one Kafka message value: an event object or an array (page) of them.
+
+    Raises EventError for anything malformed; a page is rejected whole, so that
+    a dead-letter record always corresponds to one message and its offset.
+    """
+    if raw is None:
+        raise EventError("empty message (null value)")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise EventError(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EventError(f"not valid JSON: {exc}") from None
+    if isinstance(obj, list):
+        if not 1 <= len(obj) <= MAX_PAGE:
+            raise EventError(f"a page must hold 1..{MAX_PAGE} events")
+        out: list[Event] = []
+        for i, item in enumerate(obj):
+            try:
+                out.extend(_parse_one(item))
+            except EventError as exc:
+                raise EventError(str(exc), field=exc.field, index=i) from None
+        return out
+    return _parse_one(obj)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def encode(record: Any) -> bytes:
+    """Encode an event (dataclass) or a plain dict as one JSON object with ``v``."""
+    if isinstance(record, dict):
+        payload = record if "v" in record else {"v": SCHEMA_VERSION, **record}
+        return orjson.dumps(payload, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    data = {name: getattr(record, name) for name in record.__slots__}  # type: ignore[attr-defined]
+    data.pop("extra", None)
+    if data.get("frame_features") is None:
+        data.pop("frame_features", None)
+    return orjson.dumps({"v": SCHEMA_VERSION, **data}, default=_default,
+                        option=orjson.OPT_SERIALIZE_NUMPY)

@@ -1,0 +1,71 @@
+"""Vector layouts of the scorer's two inputs: a portrait and a video.
+
+The scorer graph (models/) takes ``portrait`` [B, PORTRAIT_DIM] and ``video``
+[B, VIDEO_DIM] and computes the crosses itself, so that a GPU deployment can
+keep every video's vector resident on the device and send only portraits and
+indices. Layout changes bump ``FEATURE_LAYOUT_VERSION``; the model manifest
+records it, and the runtime refuses a model built for another layout.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from enf_core.taxonomy import ELEMENTS, REASONS, TOPICS
+
+if TYPE_CHECKING:
+    from enf_core.analysis import VideoAnalysis
+    from enf_core.portrait import Portrait
+
+__all__ = [
+    "FEATURE_LAYOUT_VERSION",
+    "PORTRAIT_DIM",
+    "PORTRAIT_SLICES",
+    "VIDEO_DIM",
+    "VIDEO_SLICES",
+    "portrait_vector",
+    "video_vector",
+]
+
+FEATURE_LAYOUT_VERSION = 1
+_N_T, _N_E, _N_R = len(TOPICS), len(ELEMENTS), len(REASONS)
+
+
+def _slices(*parts: tuple[str, int]) -> dict[str, slice]:
+    out, start = {}, 0
+    for name, width in parts:
+        out[name] = slice(start, start + width)
+        start += width
+    return out
+
+
+PORTRAIT_SLICES = _slices(("interests", _N_T), ("element_sensitivity", _N_E),
+                          ("reason_tolerance", _N_R), ("rates", 3))
+VIDEO_SLICES = _slices(("topics", _N_T), ("elements", _N_E), ("reasons", _N_R), ("meta", 2))
+PORTRAIT_DIM = PORTRAIT_SLICES["rates"].stop
+VIDEO_DIM = VIDEO_SLICES["meta"].stop
+
+
+def portrait_vector(p: Portrait) -> np.ndarray:
+    """interests | element sensitivity | reason tolerance | quick-swipe rate,
+    dislike rate, experience (log1p watches / 10, capped at 1)."""
+    v = np.empty(PORTRAIT_DIM, np.float32)
+    v[PORTRAIT_SLICES["interests"]] = p.interests
+    v[PORTRAIT_SLICES["element_sensitivity"]] = p.element_sensitivity
+    v[PORTRAIT_SLICES["reason_tolerance"]] = p.reason_tolerance
+    v[PORTRAIT_SLICES["rates"]] = (p.quick_swipe_rate, p.dislike_rate,
+                                   min(math.log1p(p.n_watches) / 10.0, 1.0))
+    return v
+
+
+def video_vector(a: VideoAnalysis) -> np.ndarray:
+    """topics | elements | reason prior | plot appeal, duration (minutes, capped at 5)."""
+    v = np.empty(VIDEO_DIM, np.float32)
+    v[VIDEO_SLICES["topics"]] = a.topics
+    v[VIDEO_SLICES["elements"]] = a.elements
+    v[VIDEO_SLICES["reasons"]] = a.reasons
+    v[VIDEO_SLICES["meta"]] = (a.plot_appeal, min(a.duration_ms / 60_000.0, 5.0))
+    return v

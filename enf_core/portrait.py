@@ -1,0 +1,239 @@
+"""The Profile Agent's portrait of a user, updated one event at a time.
+
+A portrait is what the paper's Profile Agent writes in prose, kept as numbers a
+scorer can use and a person can read: per-topic interest (the watch ratio the
+user tends to give that topic), per-element sensitivity (how often an element
+in a video goes with a quick swipe or a dislike), per-reason tolerance, and the
+user's quick-swipe and dislike rates. Quick swipes (watch ratio < 0.3) and
+explicit reasons move it most, as in the paper.
+
+Updates are pure functions of (portrait, event, video analysis, config); the
+stream makes them idempotent by recording applied event ids beside the write.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from enf_core.analysis import VideoAnalysis
+from enf_core.events import Event, FeedbackEvent, ImpressionEvent, WatchEvent
+from enf_core.taxonomy import ELEMENT_REASON, ELEMENTS, REASONS, TOPICS, Reason, reason_index
+
+__all__ = ["Portrait", "PortraitConfig", "apply_event", "portrait_tags"]
+
+_N_T, _N_E, _N_R = len(TOPICS), len(ELEMENTS), len(REASONS)
+_ELEMENT_REASON_IDX = tuple(reason_index(ELEMENT_REASON[e]) for e in ELEMENTS)
+
+
+@dataclass(frozen=True)
+class PortraitConfig:
+    """Learning rates of the incremental Profile Agent (documented defaults)."""
+
+    quick_swipe_ratio: float = 0.3  # watch ratio below this is a quick swipe (paper)
+    interest_rate: float = 0.15  # EMA step of per-topic watch ratio, scaled by topic weight
+    sensitivity_rate_quick: float = 0.35  # element sensitivity step on a quick swipe
+    sensitivity_rate_watch: float = 0.08  # ... on a normal watch (evidence of tolerance)
+    sensitivity_rate_explicit: float = 0.6  # ... on an explicit dislike naming the reason
+    tolerance_rate_quick: float = 0.06  # reason tolerance step on a quick swipe
+    tolerance_rate_watch: float = 0.02
+    tolerance_rate_explicit: float = 0.5
+    rate_ema: float = 0.05  # EMA step of quick-swipe and dislike rates
+    prior_interest: float = 0.5
+    prior_sensitivity: float = 0.15
+    prior_tolerance: float = 0.8
+    element_floor: float = 0.2  # element scores below this do not move sensitivities
+
+
+@dataclass(slots=True)
+class Portrait:
+    """A user's portrait; ``version`` counts applied events (the store's CAS token)."""
+
+    user_id: str
+    interests: list[float] = field(default_factory=lambda: [0.5] * _N_T)
+    element_sensitivity: list[float] = field(default_factory=lambda: [0.15] * _N_E)
+    reason_tolerance: list[float] = field(default_factory=lambda: [0.8] * _N_R)
+    quick_swipe_rate: float = 0.0
+    dislike_rate: float = 0.0
+    n_events: int = 0
+    n_impressions: int = 0
+    n_watches: int = 0
+    n_quick_swipes: int = 0
+    n_dislikes: int = 0
+    reason_counts: list[int] = field(default_factory=lambda: [0] * _N_R)
+    demographics: dict[str, Any] = field(default_factory=dict)
+    last_ts: int = 0
+    version: int = 0
+
+    @classmethod
+    def new(cls, user_id: str, config: PortraitConfig | None = None) -> Portrait:
+        c = config or PortraitConfig()
+        return cls(user_id, [c.prior_interest] * _N_T, [c.prior_sensitivity] * _N_E,
+                   [c.prior_tolerance] * _N_R)
+
+    def vector(self) -> np.ndarray:
+        """The scorer's portrait input; layout in ``enf_core.features``."""
+        from enf_core.features import portrait_vector
+
+        return portrait_vector(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "interests": [round(x, 6) for x in self.interests],
+            "element_sensitivity": [round(x, 6) for x in self.element_sensitivity],
+            "reason_tolerance": [round(x, 6) for x in self.reason_tolerance],
+            "quick_swipe_rate": round(self.quick_swipe_rate, 6),
+            "dislike_rate": round(self.dislike_rate, 6),
+            "n_events": self.n_events,
+            "n_impressions": self.n_impressions,
+            "n_watches": self.n_watches,
+            "n_quick_swipes": self.n_quick_swipes,
+            "n_dislikes": self.n_dislikes,
+            "reason_counts": list(self.reason_counts),
+            "demographics": self.demographics,
+            "last_ts": self.last_ts,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Portrait:
+        p = cls(d["user_id"])
+        for name in ("interests", "element_sensitivity", "reason_tolerance"):
+            setattr(p, name, [float(x) for x in d[name]])
+        for name in ("quick_swipe_rate", "dislike_rate"):
+            setattr(p, name, float(d[name]))
+        for name in ("n_events", "n_impressions", "n_watches", "n_quick_swipes", "n_dislikes",
+                     "last_ts", "version"):
+            setattr(p, name, int(d[name]))
+        p.reason_counts = [int(x) for x in d.get("reason_counts", [0] * _N_R)]
+        p.demographics = dict(d.get("demographics", {}))
+        return p
+
+    def tags(self, limit: int = 6) -> list[tuple[str, float]]:
+        return portrait_tags(self, limit=limit)
+
+
+def _step(value: float, target: float, rate: float) -> float:
+    return value + rate * (target - value)
+
+
+def _apply_watch(p: Portrait, e: WatchEvent, a: VideoAnalysis | None, c: PortraitConfig) -> None:
+    ratio = e.watch_ratio
+    quick = ratio < c.quick_swipe_ratio
+    p.n_watches += 1
+    p.n_quick_swipes += quick
+    p.quick_swipe_rate = _step(p.quick_swipe_rate, float(quick), c.rate_ema)
+    if a is None:
+        return
+    for t, w in enumerate(a.topics):
+        if w > 0.01:
+            p.interests[t] = _step(p.interests[t], ratio, c.interest_rate * w * _N_T / 4)
+    rate = c.sensitivity_rate_quick if quick else c.sensitivity_rate_watch
+    target = 1.0 if quick else 0.0
+    for i, s in enumerate(a.elements):
+        if s >= c.element_floor:
+            p.element_sensitivity[i] = _step(p.element_sensitivity[i], target, rate * s)
+    t_rate = c.tolerance_rate_quick if quick else c.tolerance_rate_watch
+    for r, w in enumerate(a.reasons):
+        p.reason_tolerance[r] = _step(p.reason_tolerance[r], 0.0 if quick else 1.0, t_rate * w)
+
+
+def _apply_feedback(p: Portrait, e: FeedbackEvent, a: VideoAnalysis | None,
+                    c: PortraitConfig) -> None:
+    p.n_dislikes += 1
+    p.dislike_rate = _step(p.dislike_rate, 1.0, c.rate_ema)
+    reason = reason_index(e.reason_category) if e.reason_category else None
+    if reason is not None:
+        p.reason_counts[reason] += 1
+        p.reason_tolerance[reason] = _step(p.reason_tolerance[reason], 0.0, c.tolerance_rate_explicit)
+    elif a is not None:
+        for r, w in enumerate(a.reasons):
+            p.reason_tolerance[r] = _step(p.reason_tolerance[r], 0.0,
+                                          c.tolerance_rate_explicit * w * 0.5)
+    if a is None:
+        return
+    for i, s in enumerate(a.elements):
+        if s < c.element_floor:
+            continue
+        # A stated reason singles out the elements that belong to it.
+        weight = 1.0 if reason is None or _ELEMENT_REASON_IDX[i] == reason else 0.25
+        p.element_sensitivity[i] = _step(p.element_sensitivity[i], 1.0,
+                                         c.sensitivity_rate_explicit * s * weight)
+    for t, w in enumerate(a.topics):
+        if w > 0.01:
+            p.interests[t] = _step(p.interests[t], 0.0, c.interest_rate * w * _N_T / 4)
+
+
+def apply_event(p: Portrait, event: Event, analysis: VideoAnalysis | None = None,
+                config: PortraitConfig | None = None) -> Portrait:
+    """Apply one user event to ``p`` in place and return it.
+
+    ``analysis`` is the Video Agent's view of the event's video, if known: without
+    it only counters and rates move (the video analyzer may not have seen the
+    video yet). Events that do not describe the user (videos, candidates) are
+    ignored. Not idempotent by itself: the store guarantees at-most-once.
+    """
+    c = config or PortraitConfig()
+    if isinstance(event, WatchEvent):
+        _apply_watch(p, event, analysis, c)
+    elif isinstance(event, FeedbackEvent):
+        _apply_feedback(p, event, analysis, c)
+    elif isinstance(event, ImpressionEvent):
+        p.n_impressions += 1
+        p.dislike_rate = _step(p.dislike_rate, 0.0, c.rate_ema * 0.1)
+    else:
+        return p
+    p.n_events += 1
+    p.version += 1
+    p.last_ts = max(p.last_ts, event.ts)
+    return p
+
+
+_ELEMENT_TAGS: dict[str, str] = {
+    "insects_spiders": "sensitive to insects and spiders",
+    "snakes_reptiles": "sensitive to snakes and reptiles",
+    "blood_injury": "sensitive to blood and injury",
+    "weapons": "uneasy with weapons",
+    "accident_emergency": "upset by accidents",
+    "fire_disaster": "upset by fires and disasters",
+    "animal_cruelty_food_animals": "animal lover",
+    "negative_event_cue": "avoids tragic news",
+    "vulgarity_cue": "averse to vulgar content",
+    "value_conflict_cue": "rejects clashing values",
+    "slow_plot": "impatient with slow plots",
+}
+_REASON_TAGS: dict[Reason, str] = {
+    Reason.NEGATIVE_EVENT: "low tolerance for negative events",
+    Reason.VULGAR_OR_VALUE_CONFLICT: "averse to vulgar content",
+    Reason.BORING: "impatient with slow plots",
+    Reason.VISUAL_DISCOMFORT: "visually sensitive",
+}
+
+
+def portrait_tags(p: Portrait, *, limit: int = 6) -> list[tuple[str, float]]:
+    """Psychological tags with weights, strongest first, as the paper's portraits.
+
+    Derived, not stored, so that a tag always agrees with the numbers behind it.
+    """
+    tags: dict[str, float] = {}
+
+    def add(tag: str, weight: float) -> None:
+        tags[tag] = max(tags.get(tag, 0.0), round(weight, 3))
+
+    for name, s in zip(ELEMENTS, p.element_sensitivity, strict=True):
+        if s >= 0.4:
+            add(_ELEMENT_TAGS[name], s)
+    for reason, tol in zip(REASONS, p.reason_tolerance, strict=True):
+        if tol <= 0.5:
+            add(_REASON_TAGS[reason], 1.0 - tol)
+    for topic, interest in zip(TOPICS, p.interests, strict=True):
+        if interest >= 0.7:
+            add(f"likes {topic}", interest)
+    if p.n_watches >= 5 and p.quick_swipe_rate >= 0.4:
+        add("quick swiper", p.quick_swipe_rate)
+    ranked = sorted(tags.items(), key=lambda kv: -kv[1])
+    return [(t, w) for t, w in ranked[:limit] if not math.isnan(w)]

@@ -1,0 +1,1 @@
+"""The streaming edge of ENF Stream: Faust app, topics, Redis store, services, CLI."""

@@ -1,0 +1,111 @@
+"""Worker configuration: one frozen dataclass, every tunable with a default.
+
+Values come from ``ENF_*`` environment variables (see the README's table) or
+from CLI flags, never from module-level globals.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+__all__ = ["TopicNames", "WorkerConfig"]
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Kafka topic names. User events and candidates are keyed by user_id, so all
+    of a user's events land in one partition in order; videos by video_id."""
+
+    prefix: str = "enf"
+
+    @property
+    def user_events(self) -> str:
+        return f"{self.prefix}.user-events"
+
+    @property
+    def videos(self) -> str:
+        return f"{self.prefix}.videos"
+
+    @property
+    def candidates(self) -> str:
+        return f"{self.prefix}.candidates"
+
+    @property
+    def suppressions(self) -> str:
+        return f"{self.prefix}.suppressions"
+
+    @property
+    def explanations(self) -> str:
+        return f"{self.prefix}.explanations"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.prefix}.metrics"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.dead-letters"
+
+    def inputs(self) -> tuple[str, ...]:
+        return (self.user_events, self.videos, self.candidates)
+
+    def outputs(self) -> tuple[str, ...]:
+        return (self.suppressions, self.explanations, self.metrics, self.dead_letters)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs; ``from_env`` reads ``ENF_<FIELD>`` overrides."""
+
+    kafka_url: str = "kafka://127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    app_id: str = "enf-stream"
+    topic_prefix: str = "enf"
+    partitions: int = 4
+    # Faust's web server (and so its Prometheus endpoint) binds loopback by default.
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    web_enabled: bool = True
+    model_dir: str = ""  # empty: the default model shipped in models/default
+    model_poll_s: float = 5.0  # how often the scorer looks for a new model version
+    suppress_threshold: float = 0.5
+    quick_swipe_ratio: float = 0.3
+    batch_max: int = 1000  # stream.take batch size
+    batch_within_s: float = 0.05  # stream.take max wait
+    redis_retry_max_s: float = 30.0  # back-off cap while Redis is unavailable
+    applied_ids_per_user: int = 2000  # event ids kept per user for redelivery checks
+    portrait_ttl_s: int = 0  # 0: portraits never expire
+    metrics_window_s: float = 10.0
+    video_cache_size: int = 200_000  # scorer's in-process cache of video vectors
+    explanations_per_request: int = 3  # explanation records per candidates request
+    consumer_max_fetch_size: int = 4 * 1024 * 1024
+    broker_kind: str = "kafka"  # "kafka" (Apache Kafka) or "tansu": settings differ
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> WorkerConfig:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"ENF_{f.name.upper()}")
+            if raw is None:
+                continue
+            default = f.default
+            if isinstance(default, bool):
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, float):
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
