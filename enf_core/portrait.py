@@ -83,11 +83,12 @@ class Portrait:
     def to_dict(self) -> dict[str, Any]:
         return {
             "user_id": self.user_id,
-            "interests": [round(x, 6) for x in self.interests],
-            "element_sensitivity": [round(x, 6) for x in self.element_sensitivity],
-            "reason_tolerance": [round(x, 6) for x in self.reason_tolerance],
-            "quick_swipe_rate": round(self.quick_swipe_rate, 6),
-            "dislike_rate": round(self.dislike_rate, 6),
+            # Full precision: a portrait must not depend on where batches split.
+            "interests": list(self.interests),
+            "element_sensitivity": list(self.element_sensitivity),
+            "reason_tolerance": list(self.reason_tolerance),
+            "quick_swipe_rate": self.quick_swipe_rate,
+            "dislike_rate": self.dislike_rate,
             "n_events": self.n_events,
             "n_impressions": self.n_impressions,
             "n_watches": self.n_watches,
@@ -112,6 +113,13 @@ class Portrait:
         p.reason_counts = [int(x) for x in d.get("reason_counts", [0] * _N_R)]
         p.demographics = dict(d.get("demographics", {}))
         return p
+
+    def copy(self) -> Portrait:
+        return Portrait(self.user_id, list(self.interests), list(self.element_sensitivity),
+                        list(self.reason_tolerance), self.quick_swipe_rate, self.dislike_rate,
+                        self.n_events, self.n_impressions, self.n_watches, self.n_quick_swipes,
+                        self.n_dislikes, list(self.reason_counts), dict(self.demographics),
+                        self.last_ts, self.version)
 
     def tags(self, limit: int = 6) -> list[tuple[str, float]]:
         return portrait_tags(self, limit=limit)
@@ -149,7 +157,8 @@ def _apply_feedback(p: Portrait, e: FeedbackEvent, a: VideoAnalysis | None,
     reason = reason_index(e.reason_category) if e.reason_category else None
     if reason is not None:
         p.reason_counts[reason] += 1
-        p.reason_tolerance[reason] = _step(p.reason_tolerance[reason], 0.0, c.tolerance_rate_explicit)
+        p.reason_tolerance[reason] = _step(p.reason_tolerance[reason], 0.0,
+                                           c.tolerance_rate_explicit)
     elif a is not None:
         for r, w in enumerate(a.reasons):
             p.reason_tolerance[r] = _step(p.reason_tolerance[r], 0.0,

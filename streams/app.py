@@ -1,0 +1,256 @@
+"""The Faust app: topics, the four agents and the timers, wired to the handlers.
+
+Values travel as raw bytes and are decoded with orjson by the handlers; Faust's
+Record models cost more per message than the whole rest of the portrait path.
+Each agent consumes ``stream.take_events`` batches; Faust acks a batch's events
+(and so may commit their offsets) only after the handler returned, that is
+after Redis has the write and the outputs are delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.config import WorkerConfig
+from streams.handlers.base import Message
+from streams.handlers.monitor import Monitor
+from streams.handlers.portraits import PortraitHandler
+from streams.handlers.scoring import ScoringHandler
+from streams.handlers.videos import Analyzer, NeutralAnalyzer, VideoHandler
+from streams.metrics import WorkerMetrics
+from streams.store import RedisStore, StoreConfig
+
+__all__ = ["EnfWorker", "FaustSink", "load_analyzer", "load_runtime"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+EXIT_UNSAFE = 70  # exit code when a batch could not be finished: offsets stay uncommitted
+
+
+class FaustSink:
+    """Produces through the app's own producer (one connection, batching)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(self, topic: str, key: bytes | None, value: bytes,
+                   headers: Sequence[tuple[str, bytes]] | None = None) -> Awaitable[Any]:
+        return await self.app.producer.send(topic, key, value, None, None,
+                                            list(headers) if headers else None)
+
+
+def _patch_fetch_wait(fetch_max_wait_ms: int) -> None:
+    """Faust hard-codes the consumer's fetch wait at 1500 ms. Apache Kafka answers
+    a fetch as soon as data arrives, but Tansu waits the full time on
+    multi-partition fetches, so on Tansu we shorten it."""
+    from faust.transport.drivers import aiokafka as drv
+
+    cls = drv.AIOKafkaConsumerThread
+    original = getattr(cls, "_enf_original_create", None) or cls._create_worker_consumer
+    cls._enf_original_create = original  # type: ignore[attr-defined]
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = fetch_max_wait_ms
+        return consumer
+
+    cls._create_worker_consumer = create  # type: ignore[method-assign]
+
+
+def load_runtime(config: WorkerConfig) -> Any:
+    """The scorer's ONNX runtime (models.runtime); logs the providers in use."""
+    from models.runtime import ScorerRuntime
+
+    runtime = ScorerRuntime(config.model_dir or None)
+    log.warning("scorer model %s on %s%s", runtime.version, ",".join(runtime.providers),
+                f" (CUDA not used: {runtime.fallback_reason})" if runtime.fallback_reason else "")
+    return runtime
+
+
+def load_analyzer(config: WorkerConfig) -> Analyzer:
+    """The Video Agent for the stream; a neutral one if none can be loaded."""
+    try:
+        from models.video_runtime import VideoAnalyzer
+    except Exception as exc:  # the worker must run even without the encoders
+        log.warning("video agent unavailable (%s); videos get neutral analyses", exc)
+        return NeutralAnalyzer()
+    return VideoAnalyzer.for_worker()  # type: ignore[no-any-return,attr-defined]
+
+
+class EnfWorker:
+    """Builds the Faust app for one worker process."""
+
+    def __init__(self, config: WorkerConfig, *, runtime: Any = None,
+                 analyzer: Analyzer | None = None) -> None:
+        self.config = config
+        topics = config.topics
+        fetch_wait = int(config.extra.get("fetch_max_wait_ms",
+                                          20 if config.broker_kind == "tansu" else 1500))
+        _patch_fetch_wait(fetch_wait)
+        self.app = faust.App(
+            config.app_id,
+            broker=config.kafka_url,
+            value_serializer="raw",
+            key_serializer="raw",
+            store="memory://",
+            autodiscover=False,
+            web_enabled=config.web_enabled,
+            web_bind=config.web_host,
+            web_host=config.web_host,
+            web_port=config.web_port,
+            topic_partitions=config.partitions,
+            consumer_auto_offset_reset="earliest",
+            consumer_max_fetch_size=config.consumer_max_fetch_size,
+            broker_commit_interval=1.0,
+            producer_linger=0.002,
+            producer_max_batch_size=1 << 20,
+            stream_wait_empty=False,
+            broker_session_timeout=30.0,
+            broker_request_timeout=90.0,
+        )
+        self.metrics = WorkerMetrics()
+        self.store = RedisStore(config.redis_url, StoreConfig(
+            prefix=config.topic_prefix, applied_ids_per_user=config.applied_ids_per_user,
+            portrait_ttl_s=config.portrait_ttl_s, retry_max_s=config.redis_retry_max_s))
+        self.sink = FaustSink(self.app)
+        self.runtime = runtime if runtime is not None else load_runtime(config)
+        providers = ",".join(self.runtime.providers)
+        self.metrics.model_info.labels(self.runtime.version, providers).set(1)
+        self.portraits = PortraitHandler(self.store, self.sink,
+                                         dead_letter_topic=topics.dead_letters,
+                                         window_s=config.metrics_window_s)
+        self.videos = VideoHandler(self.store, self.sink, analyzer or load_analyzer(config),
+                                   dead_letter_topic=topics.dead_letters)
+        self.scoring = ScoringHandler(
+            self.store, self.sink, self.runtime, suppressions_topic=topics.suppressions,
+            explanations_topic=topics.explanations, dead_letter_topic=topics.dead_letters,
+            threshold=config.suppress_threshold,
+            explanations_per_request=config.explanations_per_request,
+            video_cache_size=config.video_cache_size)
+        self.monitor = Monitor(self.store, self.sink, metrics_topic=topics.metrics,
+                               window_s=config.metrics_window_s)
+        self._register()
+
+    # ------------------------------------------------------------------ wiring
+    def _topic(self, name: str) -> Any:
+        return self.app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                              value_serializer="raw", partitions=self.config.partitions)
+
+    async def _finish(self, agent: str, fn: Callable[[list[Message]], Awaitable[T]],
+                      msgs: list[Message]) -> T:
+        """Run a handler so that leaving this call always means "state written".
+
+        Faust acks the batch when the agent moves on, even when it leaves
+        because of cancellation (rebalance, shutdown). So a cancelled batch is
+        finished before the cancellation goes on, and a batch that cannot be
+        finished at all ends the process without committing its offsets:
+        the batch is then redelivered, and the store's event-id check makes
+        the redelivery harmless.
+        """
+        task = asyncio.ensure_future(fn(msgs))
+        try:
+            with self.metrics.batch_seconds.labels(agent).time():
+                return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=60.0)
+            except Exception:
+                log.critical("%s: could not finish a batch while stopping; exiting without "
+                             "committing its offsets", agent)
+                os._exit(EXIT_UNSAFE)
+            raise
+        except Exception:
+            log.critical("%s: batch failed for a reason retries cannot fix; exiting without "
+                         "committing its offsets", agent, exc_info=True)
+            logging.shutdown()
+            os._exit(EXIT_UNSAFE)
+
+    @staticmethod
+    def _messages(events: Sequence[Any]) -> list[Message]:
+        out = []
+        for ev in events:
+            m = ev.message
+            out.append(Message(m.value, m.key, m.topic, m.partition, m.offset,
+                               int((m.timestamp or 0) * 1000)))
+        return out
+
+    def _register(self) -> None:
+        app, cfg, topics, metrics = self.app, self.config, self.config.topics, self.metrics
+        take, within = cfg.batch_max, cfg.batch_within_s
+
+        @app.agent(self._topic(topics.user_events), name=f"{cfg.app_id}.portraits")
+        async def portraits(stream: Any) -> None:
+            async for events in stream.take_events(take, within=within):
+                msgs = self._messages(events)
+                metrics.messages.labels(topics.user_events).inc(len(msgs))
+                r = await self._finish("portraits", self.portraits.handle, msgs)
+                metrics.events.labels("portraits").inc(r.events)
+                metrics.applied.inc(r.applied)
+                metrics.duplicates.inc(r.duplicates)
+                metrics.conflicts.inc(r.conflicts)
+                metrics.dead_letters.labels("portraits").inc(r.dead_letters)
+
+        @app.agent(self._topic(topics.videos), name=f"{cfg.app_id}.videos")
+        async def videos(stream: Any) -> None:
+            async for events in stream.take_events(64, within=within):
+                msgs = self._messages(events)
+                metrics.messages.labels(topics.videos).inc(len(msgs))
+                r = await self._finish("videos", self.videos.handle, msgs)
+                metrics.videos.labels("ok").inc(r.analyzed)
+                metrics.videos.labels("failed").inc(r.failed)
+                metrics.dead_letters.labels("videos").inc(r.dead_letters)
+
+        @app.agent(self._topic(topics.candidates), name=f"{cfg.app_id}.scorer")
+        async def scorer(stream: Any) -> None:
+            async for events in stream.take_events(max(take // 10, 16), within=within):
+                msgs = self._messages(events)
+                metrics.messages.labels(topics.candidates).inc(len(msgs))
+                r = await self._finish("scorer", self.scoring.handle, msgs)
+                metrics.requests.inc(r.requests)
+                metrics.candidates.inc(r.candidates)
+                metrics.suppressions.inc(r.suppressions)
+                metrics.explanations.inc(r.explanations)
+                metrics.dead_letters.labels("scorer").inc(r.dead_letters)
+                for ms in r.latencies_ms:
+                    metrics.request_latency_ms.observe(ms)
+
+        @app.timer(interval=max(cfg.metrics_window_s / 2, 0.5))
+        async def monitor() -> None:
+            for record in await self.monitor.tick():
+                metrics.quick_swipe_rate.set(record["quick_swipe_rate"])
+                metrics.dislike_rate.set(record["dislike_rate"])
+                for reason, v in record["by_reason"].items():
+                    metrics.reason_rate.labels(reason, "quick_swipe").set(v["quick_swipe_rate"])
+                    metrics.reason_rate.labels(reason, "dislike").set(v["dislike_rate"])
+
+        @app.timer(interval=cfg.model_poll_s)
+        async def reload_model() -> None:
+            reload = getattr(self.runtime, "maybe_reload", None)
+            if reload is None:
+                return
+            loop = asyncio.get_running_loop()
+            if await loop.run_in_executor(None, reload):
+                log.warning("scorer model reloaded: %s", self.runtime.version)
+                metrics.model_info.clear()
+                metrics.model_info.labels(self.runtime.version,
+                                          ",".join(self.runtime.providers)).set(1)
+
+        @app.page("/metrics")
+        async def prometheus(web: Any, request: Any) -> Any:
+            return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+        @app.page("/enf/status")
+        async def status(web: Any, request: Any) -> Any:
+            return web.json({"model": {"version": self.runtime.version,
+                                       "providers": list(self.runtime.providers)},
+                             "broker": cfg.kafka_url, "broker_kind": cfg.broker_kind,
+                             "redis": cfg.redis_url, "last_window": self.monitor.latest})
+
+        self._agents = (portraits, videos, scorer, monitor, reload_model, prometheus, status)

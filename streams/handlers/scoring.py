@@ -1,0 +1,182 @@
+"""The candidate scorer: candidates → ONNX student → suppressions + explanations.
+
+Per batch of candidate requests: one pipelined Redis round trip for every
+portrait and every video vector not already cached, one ONNX Runtime call for
+all candidate rows of the batch, one produce batch. Video vectors change rarely,
+so they are cached in-process for a short TTL; portraits change per event and
+are always read fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+from enf_core.analysis import VideoAnalysis
+from enf_core.events import CandidatesEvent
+from enf_core.features import PORTRAIT_DIM, VIDEO_DIM, portrait_vector, video_vector
+from enf_core.portrait import Portrait
+from enf_core.taxonomy import REASONS
+from streams.handlers.base import Message, Sink, decode_batch, now_ms, send_dead_letters
+from streams.store import RedisStore, vec_from_bytes
+
+__all__ = ["ScoringHandler", "ScoringResult", "ScoringRuntime"]
+
+log = logging.getLogger(__name__)
+_NEUTRAL_PORTRAIT = portrait_vector(Portrait.new("_"))
+_NEUTRAL_VIDEO = video_vector(VideoAnalysis.neutral("_"))
+
+
+class ScoringRuntime(Protocol):
+    version: str
+    providers: list[str]
+
+    def score(self, portraits: np.ndarray, videos: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringResult:
+    requests: int
+    candidates: int
+    suppressions: int
+    explanations: int
+    dead_letters: int
+    latencies_ms: tuple[float, ...]
+
+
+class _VideoCache:
+    """LRU of video vectors and analyses, each entry fresh for ``ttl_s``."""
+
+    def __init__(self, size: int, ttl_s: float) -> None:
+        self.size, self.ttl_s = size, ttl_s
+        self._d: OrderedDict[str, tuple[float, np.ndarray, bytes | None]] = OrderedDict()
+
+    def get(self, vid: str, now: float) -> tuple[np.ndarray, bytes | None] | None:
+        hit = self._d.get(vid)
+        if hit is None or now - hit[0] > self.ttl_s:
+            return None
+        self._d.move_to_end(vid)
+        return hit[1], hit[2]
+
+    def put(self, vid: str, vec: np.ndarray, data: bytes | None, now: float) -> None:
+        self._d[vid] = (now, vec, data)
+        self._d.move_to_end(vid)
+        while len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+
+class ScoringHandler:
+    def __init__(self, store: RedisStore, sink: Sink, runtime: ScoringRuntime, *,
+                 suppressions_topic: str, explanations_topic: str, dead_letter_topic: str,
+                 threshold: float = 0.5, explanations_per_request: int = 3,
+                 video_cache_size: int = 200_000, video_cache_ttl_s: float = 30.0) -> None:
+        self.store = store
+        self.sink = sink
+        self.runtime = runtime
+        self.suppressions_topic = suppressions_topic
+        self.explanations_topic = explanations_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.threshold = threshold
+        self.explanations_per_request = explanations_per_request
+        self._cache = _VideoCache(video_cache_size, video_cache_ttl_s)
+
+    async def handle(self, messages: Sequence[Message]) -> ScoringResult:
+        from enf_core.reason import explain
+
+        batch = decode_batch(messages, allowed=(CandidatesEvent,))
+        pending: list[Any] = await send_dead_letters(self.sink, self.dead_letter_topic, batch.dead)
+        requests = [e for e in batch.events if isinstance(e, CandidatesEvent)]
+        if not requests:
+            for fut in pending:
+                await fut
+            return ScoringResult(0, 0, 0, 0, len(batch.dead), ())
+
+        now = time.monotonic()
+        users = list(dict.fromkeys(r.user_id for r in requests))
+        video_ids = list(dict.fromkeys(v for r in requests for v in r.video_ids))
+        missing = [v for v in video_ids if self._cache.get(v, now) is None]
+        user_raw, video_raw = await self.store.read_for_scoring(users, missing)
+        for vid, (vec_b, data) in zip(missing, video_raw, strict=True):
+            vec = vec_from_bytes(vec_b, VIDEO_DIM)
+            self._cache.put(vid, _NEUTRAL_VIDEO if vec is None else vec, data, now)
+
+        user_index = {u: i for i, u in enumerate(users)}
+        user_mat = np.empty((len(users), PORTRAIT_DIM), np.float32)
+        for i, (vec_b, _data) in enumerate(user_raw):
+            vec = vec_from_bytes(vec_b, PORTRAIT_DIM)
+            user_mat[i] = _NEUTRAL_PORTRAIT if vec is None else vec
+        video_index = {v: i for i, v in enumerate(video_ids)}
+        video_mat = np.empty((len(video_ids), VIDEO_DIM), np.float32)
+        video_data: list[bytes | None] = []
+        for i, vid in enumerate(video_ids):
+            hit = self._cache.get(vid, now)
+            if hit is None:  # evicted within this batch: read back as neutral
+                video_mat[i], data = _NEUTRAL_VIDEO, None
+            else:
+                video_mat[i], data = hit
+            video_data.append(data)
+
+        uidx = np.fromiter((user_index[r.user_id] for r in requests for _ in r.video_ids),
+                           dtype=np.int64)
+        vidx = np.fromiter((video_index[v] for r in requests for v in r.video_ids),
+                           dtype=np.int64)
+        p_neg, reason_probs = self.runtime.score(user_mat[uidx], video_mat[vidx])
+        top_reason = reason_probs.argmax(axis=1)
+        flagged = np.flatnonzero(p_neg >= self.threshold)
+
+        ts = now_ms()
+        version = self.runtime.version
+        n_expl = 0
+        latencies: list[float] = []
+        portraits: dict[str, Portrait] = {}
+        row_starts = np.cumsum([0] + [len(r.video_ids) for r in requests])
+        req_of_row = np.searchsorted(row_starts, flagged, side="right") - 1
+        per_request: dict[int, list[int]] = {}
+        for row, ri in zip(flagged.tolist(), req_of_row.tolist(), strict=True):
+            per_request.setdefault(ri, []).append(row)
+        for ri, rows in per_request.items():
+            req = requests[ri]
+            key = req.user_id.encode()
+            latencies.append(ts - req.ts)
+            rows.sort(key=lambda r: -float(p_neg[r]))
+            for rank, row in enumerate(rows):
+                vid = video_ids[int(vidx[row])]
+                p = float(p_neg[row])
+                reason = REASONS[int(top_reason[row])].value
+                record = {"v": 1, "type": "suppression", "request_id": req.request_id,
+                          "user_id": req.user_id, "video_id": vid, "p_negative": round(p, 5),
+                          "reason": reason, "model_version": version, "ts": ts,
+                          "request_ts": req.ts}
+                pending.append(await self.sink.send(self.suppressions_topic, key,
+                                                    orjson.dumps(record)))
+                if rank >= self.explanations_per_request:
+                    continue
+                portrait = portraits.get(req.user_id)
+                if portrait is None:
+                    data = user_raw[user_index[req.user_id]][1]
+                    portrait = Portrait.from_dict(orjson.loads(data)) if data else Portrait.new(
+                        req.user_id)
+                    portraits[req.user_id] = portrait
+                vdata = video_data[int(vidx[row])]
+                analysis = (VideoAnalysis.from_dict(orjson.loads(vdata)) if vdata
+                            else VideoAnalysis.neutral(vid))
+                probs = [float(x) for x in reason_probs[row]]
+                exp = explain(portrait, analysis, p, probs)
+                record = {**record, "type": "explanation", "reason": exp.reason,
+                          "reason_probs": {r.value: round(x, 5)
+                                           for r, x in zip(REASONS, probs, strict=True)},
+                          "text": exp.text, "evidence": exp.evidence}
+                pending.append(await self.sink.send(self.explanations_topic, key,
+                                                    orjson.dumps(record)))
+                n_expl += 1
+        for fut in pending:
+            await fut
+        return ScoringResult(len(requests), len(uidx), len(flagged), n_expl,
+                             len(batch.dead), tuple(latencies))
