@@ -1,0 +1,62 @@
+"""Build the small default scorer committed in ``models/default``.
+
+A fresh clone must score sensibly before anyone trains on a dataset, and the
+worker must not need torch, so a tiny trained model ships with the code. It is
+trained on ``models.synthetic`` (seconds on a laptop) and replaced in production
+by ``enf train agents`` output (``ENF_MODEL_DIR``).
+
+    python -m models.default_model            # rebuilds models/default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from models.export import data_hash, export_scorer
+from models.synthetic import SyntheticConfig, synthetic_sample
+from models.train_scorer import ScorerData, TrainConfig, evaluate_scorer, train_scorer
+
+__all__ = ["DEFAULT_MODEL_DIR", "build_default_model"]
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+
+
+def build_default_model(out_dir: str | Path = DEFAULT_MODEL_DIR, *,
+                        synthetic: SyntheticConfig | None = None,
+                        train: TrainConfig | None = None, versioned: bool = False
+                        ) -> dict[str, Any]:
+    """Train on a synthetic sample, test on a fresh one, export; returns the manifest."""
+    sc = synthetic or SyntheticConfig()
+    s = synthetic_sample(sc)
+    data = ScorerData(s.portraits, s.videos, s.negative, s.reason)
+    model, val = train_scorer(data, train)
+    t = synthetic_sample(SyntheticConfig(**{**asdict(sc), "n": 20_000, "seed": sc.seed + 1}))
+    test = evaluate_scorer(model, ScorerData(t.portraits, t.videos, t.negative, t.reason),
+                           val["threshold"])
+    metrics = {"data": "models.synthetic", "val": val,
+               "test": {k: round(v, 5) for k, v in test.items()}}
+    return export_scorer(model, out_dir, name="enf-scorer-default", metrics=metrics,
+                         training_data_hash=data_hash(s.portraits, s.videos, s.negative, s.reason),
+                         versioned=versioned,
+                         extra={"threshold": val["threshold"],
+                                "training": {"synthetic": asdict(sc),
+                                             "train": asdict(train or TrainConfig())}})
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(DEFAULT_MODEL_DIR))
+    ap.add_argument("--n", type=int, default=SyntheticConfig.n)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level="INFO")
+    manifest = build_default_model(args.out, synthetic=SyntheticConfig(n=args.n))
+    print(json.dumps({k: manifest[k] for k in ("name", "version", "metrics")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
