@@ -585,7 +585,7 @@ def _await_ready(
             )
         if _port_open(port, timeout_s=min(0.5, remaining)):
             try:
-                probe(min(5.0, remaining))
+                probe(min(2.0, remaining))
                 log.info("%s ready on %s in %.2f s (pid %d)", service.name, service.url,
                          time.monotonic() - started, service.pid)
                 return
@@ -710,7 +710,9 @@ def start_tansu(config: TansuConfig | None = None, *, detached: bool = False,
             "--cluster-id", cluster_id,
         ]  # fmt: skip
         temp_dir = _make_temp_dir("tansu", run_dir)
+        # No OTLP export (a stray OTEL_* would make it dial out), plain-text log lines.
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env["NO_COLOR"] = "1"
         service = _launch("tansu", argv, url=f"kafka://{LOOPBACK}:{port}", temp_dir=temp_dir,
                           detached=detached, env=env)
         bootstrap = f"{LOOPBACK}:{port}"

@@ -1,0 +1,78 @@
+"""Fixtures for the integration tests: real brokers and a real Redis, started once.
+
+* ``broker``: session-scoped, parametrized over Apache Kafka 3.9.1 (from the Maven
+  cache that ``make kafka`` fills) and Tansu. A missing Kafka cache is a test
+  *failure* with the fix in the message, never a silent skip: a green run must
+  mean both brokers were exercised.
+* ``redis_url``: session-scoped redis-server on a free loopback port.
+* ``topic_prefix``: unique per test, so tests sharing a broker and Redis never see
+  each other's topics or keys.
+
+Test modules mark themselves ``pytestmark = pytest.mark.integration``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from streams.services import (
+    BROKER_KINDS,
+    KafkaNotFetchedError,
+    Service,
+    bootstrap_servers,
+    start_broker,
+    start_redis,
+)
+
+
+@dataclass(frozen=True)
+class BrokerHandle:
+    """What a test needs from a broker: its kind, Faust URL and bootstrap string."""
+
+    kind: str
+    kafka_url: str
+    bootstrap: str
+    service: Service
+
+
+@pytest.fixture(scope="session", params=list(BROKER_KINDS)[::-1], ids=lambda k: f"broker={k}")
+def broker(request: pytest.FixtureRequest) -> Iterator[BrokerHandle]:
+    """One broker of each kind for the whole session (Apache Kafka first)."""
+    kind: str = request.param
+    try:
+        service = start_broker(kind)
+    except KafkaNotFetchedError as exc:
+        pytest.fail(f"{exc}\nThe integration tests need Apache Kafka: run `make kafka`.",
+                    pytrace=False)
+    try:
+        yield BrokerHandle(kind=kind, kafka_url=service.url,
+                           bootstrap=bootstrap_servers(service.url), service=service)
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[Service]:
+    service = start_redis()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_service: Service) -> str:
+    """``redis://127.0.0.1:PORT/0`` of a redis-server started for this session."""
+    return redis_service.url
+
+
+@pytest.fixture()
+def topic_prefix(request: pytest.FixtureRequest) -> str:
+    """A topic/key prefix unique to this test (readable name + random suffix)."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
+    return f"t-{name}-{uuid.uuid4().hex[:8]}"
