@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -32,6 +34,31 @@ __all__ = ["EnfWorker", "FaustSink", "load_analyzer", "load_runtime"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 EXIT_UNSAFE = 70  # exit code when a batch could not be finished: offsets stay uncommitted
+
+
+class LatencyReservoir:
+    """The last N latencies per path, for p50/p99 in ``/enf/status`` (benchmarks
+    and the demo read it; Prometheus gets the histogram)."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._d: dict[str, deque[float]] = {}
+        self.size = size
+
+    def add(self, path: str, values: Sequence[float]) -> None:
+        d = self._d.setdefault(path, deque(maxlen=self.size))
+        d.extend(values)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for path, d in self._d.items():
+            if d:
+                s = sorted(d)
+                out[path] = {"p50": s[len(s) // 2], "p99": s[min(len(s) - 1, int(len(s) * .99))],
+                             "n": len(s)}
+        return out
+
+    def reset(self) -> None:
+        self._d.clear()
 
 
 class FaustSink:
@@ -112,10 +139,12 @@ class EnfWorker:
             producer_linger=0.002,
             producer_max_batch_size=1 << 20,
             stream_wait_empty=False,
-            broker_session_timeout=30.0,
+            broker_session_timeout=config.session_timeout_s,
+            broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
             broker_request_timeout=90.0,
         )
         self.metrics = WorkerMetrics()
+        self.latency = LatencyReservoir()
         self.store = RedisStore(config.redis_url, StoreConfig(
             prefix=config.topic_prefix, applied_ids_per_user=config.applied_ids_per_user,
             portrait_ttl_s=config.portrait_ttl_s, retry_max_s=config.redis_retry_max_s))
@@ -191,6 +220,8 @@ class EnfWorker:
                 msgs = self._messages(events)
                 metrics.messages.labels(topics.user_events).inc(len(msgs))
                 r = await self._finish("portraits", self.portraits.handle, msgs)
+                done = time.time() * 1000
+                self.latency.add("portraits", [done - m.timestamp_ms for m in msgs])
                 metrics.events.labels("portraits").inc(r.events)
                 metrics.applied.inc(r.applied)
                 metrics.duplicates.inc(r.duplicates)
@@ -220,6 +251,8 @@ class EnfWorker:
                 metrics.dead_letters.labels("scorer").inc(r.dead_letters)
                 for ms in r.latencies_ms:
                     metrics.request_latency_ms.observe(ms)
+                done = time.time() * 1000
+                self.latency.add("scorer", [done - m.timestamp_ms for m in msgs])
 
         @app.timer(interval=max(cfg.metrics_window_s / 2, 0.5))
         async def monitor() -> None:
@@ -244,13 +277,22 @@ class EnfWorker:
 
         @app.page("/metrics")
         async def prometheus(web: Any, request: Any) -> Any:
-            return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+            # aiohttp refuses a charset inside content_type, so drop it from the header.
+            return web.bytes(generate_latest(metrics.registry),
+                             content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
         @app.page("/enf/status")
         async def status(web: Any, request: Any) -> Any:
             return web.json({"model": {"version": self.runtime.version,
                                        "providers": list(self.runtime.providers)},
                              "broker": cfg.kafka_url, "broker_kind": cfg.broker_kind,
-                             "redis": cfg.redis_url, "last_window": self.monitor.latest})
+                             "redis": cfg.redis_url, "last_window": self.monitor.latest,
+                             "latency_ms": self.latency.summary()})
 
-        self._agents = (portraits, videos, scorer, monitor, reload_model, prometheus, status)
+        @app.page("/enf/reset-latency")
+        async def reset_latency(web: Any, request: Any) -> Any:
+            self.latency.reset()
+            return web.json({"ok": True})
+
+        self._agents = (portraits, videos, scorer, monitor, reload_model, prometheus, status,
+                        reset_latency)

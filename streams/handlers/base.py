@@ -55,6 +55,7 @@ def dead_letter_headers(msg: Message, error: str) -> list[tuple[str, bytes]]:
 @dataclass(slots=True)
 class DecodedBatch:
     events: list[Event] = field(default_factory=list)
+    sources: list[Message] = field(default_factory=list)  # the message of each event
     dead: list[tuple[Message, str]] = field(default_factory=list)
 
 
@@ -75,6 +76,7 @@ def decode_batch(messages: Sequence[Message], *, allowed: tuple[type, ...]) -> D
             out.dead.append((msg, f"undecodable message: {type(exc).__name__}: {exc}"))
             continue
         out.events.extend(events)
+        out.sources.extend([msg] * len(events))
     return out
 
 

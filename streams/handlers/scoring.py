@@ -92,7 +92,11 @@ class ScoringHandler:
 
         batch = decode_batch(messages, allowed=(CandidatesEvent,))
         pending: list[Any] = await send_dead_letters(self.sink, self.dead_letter_topic, batch.dead)
-        requests = [e for e in batch.events if isinstance(e, CandidatesEvent)]
+        pairs = [(e, m) for e, m in zip(batch.events, batch.sources, strict=True)
+                 if isinstance(e, CandidatesEvent)]
+        requests = [e for e, _ in pairs]
+        # When the candidates message entered Kafka: the start of the latency clock.
+        produced = [m.timestamp_ms or e.ts for e, m in pairs]
         if not requests:
             for fut in pending:
                 await fut
@@ -144,7 +148,7 @@ class ScoringHandler:
         for ri, rows in per_request.items():
             req = requests[ri]
             key = req.user_id.encode()
-            latencies.append(ts - req.ts)
+            latencies.append(ts - produced[ri])
             rows.sort(key=lambda r: -float(p_neg[r]))
             for rank, row in enumerate(rows):
                 vid = video_ids[int(vidx[row])]
@@ -153,7 +157,7 @@ class ScoringHandler:
                 record = {"v": 1, "type": "suppression", "request_id": req.request_id,
                           "user_id": req.user_id, "video_id": vid, "p_negative": round(p, 5),
                           "reason": reason, "model_version": version, "ts": ts,
-                          "request_ts": req.ts}
+                          "request_ts": req.ts, "source_ts": produced[ri]}
                 pending.append(await self.sink.send(self.suppressions_topic, key,
                                                     orjson.dumps(record)))
                 if rank >= self.explanations_per_request:

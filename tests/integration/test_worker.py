@@ -191,7 +191,7 @@ def test_worker_killed_mid_stream_then_replayed(broker: Any, redis_url: str, top
     every portrait equals one clean delivery, and nothing was counted twice."""
     topics = TopicNames(topic_prefix)
     r = redis.Redis.from_url(redis_url)
-    env = {"ENF_BATCH_MAX": "50"}
+    env = {"ENF_BATCH_MAX": "50", "ENF_SESSION_TIMEOUT_S": "6"}
 
     def start() -> WorkerProcess:
         return WorkerProcess(kafka_url=broker.kafka_url, redis_url=redis_url,
@@ -211,6 +211,7 @@ def test_worker_killed_mid_stream_then_replayed(broker: Any, redis_url: str, top
                    what="first batches applied", worker=worker)
         worker.kill()
         partial = _events_counted(r, topic_prefix)
+        assert 0 < partial < n_valid, "the kill should land mid-stream"
 
         worker = start()
         produce(broker.bootstrap, [(topics.user_events, k.encode(), v) for k, v in user_events])

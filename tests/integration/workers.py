@@ -1,100 +1,19 @@
-"""Helpers for integration tests: a real worker process, a producer, a consumer."""
+"""Helpers for integration tests: a producer and a consumer (the worker process
+itself is ``streams.process.WorkerProcess``)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.services import free_port
+from streams.process import WorkerProcess, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class WorkerProcess:
-    """``enf worker`` as a child process, the way a user runs it."""
-
-    def __init__(self, *, kafka_url: str, redis_url: str, broker_kind: str, prefix: str,
-                 env: dict[str, str] | None = None, log_path: Path) -> None:
-        self.web_port = free_port()
-        self.log_path = log_path
-        full_env = {**os.environ, "ENF_KAFKA_URL": kafka_url, "ENF_REDIS_URL": redis_url,
-                    "ENF_BROKER_KIND": broker_kind, "ENF_TOPIC_PREFIX": prefix,
-                    "ENF_APP_ID": f"{prefix}-app", "ENF_WEB_PORT": str(self.web_port),
-                    "ENF_METRICS_WINDOW_S": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
-        self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
-                                     cwd=ROOT, env=full_env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def metrics(self) -> dict[str, float]:
-        """The worker's Prometheus counters (sum over labels)."""
-        import urllib.request
-
-        url = f"http://127.0.0.1:{self.web_port}/metrics"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                text = resp.read().decode()
-        except OSError:
-            return {}
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            name, _, value = line.rpartition(" ")
-            base = name.split("{", 1)[0]
-            try:
-                out[base] = out.get(base, 0.0) + float(value)
-            except ValueError:
-                continue
-        return out
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> int:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
-        return self.proc.returncode
-
-    def log_tail(self, n: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-
-def wait_until(predicate: Callable[[], Any], *, timeout_s: float, what: str,
-               worker: WorkerProcess | None = None, interval_s: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if worker is not None and not worker.alive():
-            raise AssertionError(f"worker died while waiting for {what}:\n{worker.log_tail()}")
-        time.sleep(interval_s)
-    tail = worker.log_tail() if worker is not None else ""
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{tail}")
+__all__ = ["WorkerProcess", "consume", "event", "produce", "wait_until"]
 
 
 async def _produce(bootstrap: str, records: Sequence[tuple[str, bytes | None, bytes]]) -> None:
@@ -132,5 +51,5 @@ def consume(bootstrap: str, topic: str, n: int, *, timeout_s: float = 30.0) -> l
     return asyncio.run(_consume(bootstrap, topic, n, timeout_s))
 
 
-def event(kind: str, **fields: Any) -> bytes:
-    return orjson.dumps({"v": 1, "type": kind, **fields})
+def event(event_type: str, /, **fields: Any) -> bytes:
+    return orjson.dumps({"v": 1, "type": event_type, **fields})
