@@ -242,3 +242,53 @@ def test_no_wildcard_address_in_service_code() -> None:
                  root / "scripts" / "kafka.sh", root / "docker" / "compose.yaml",
                  root / "docker" / "Dockerfile"]:
         assert wildcard not in path.read_text(), path
+
+
+def test_docker_compose_is_consistent() -> None:
+    """Docker does not run here: check what a parse can — references, env, images."""
+    yaml = pytest.importorskip("yaml")  # PyYAML is in requirements/dev.lock
+    docker = Path(svc.__file__).resolve().parents[1] / "docker"
+    compose = yaml.safe_load((docker / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"kafka", "redis", "enf-worker"}
+    assert services["kafka"]["image"] == "apache/kafka:3.9.1"
+    assert services["redis"]["image"].startswith("redis:7")
+    declared_volumes = set(compose.get("volumes", {}))
+    for name, spec in services.items():
+        for dep in spec.get("depends_on", {}):
+            assert dep in services, f"{name} depends on unknown {dep}"
+            assert "healthcheck" in services[dep], f"{dep} needs a healthcheck"
+        for volume in spec.get("volumes", []):
+            assert volume.split(":", 1)[0] in declared_volumes
+        for port in spec.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+    kafka_env = services["kafka"]["environment"]
+    listeners = dict(item.split("://", 1)[::-1] for item in
+                     kafka_env["KAFKA_LISTENERS"].split(","))
+    advertised = kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    names = {v for v in listeners.values()}
+    protocol_map = dict(p.split(":") for p in kafka_env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+                        .split(","))
+    assert names <= set(protocol_map)
+    assert kafka_env["KAFKA_CONTROLLER_LISTENER_NAMES"] in names
+    assert kafka_env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@" + next(
+        addr for addr, n in listeners.items() if n == "CONTROLLER")
+
+    worker = services["enf-worker"]
+    env = worker["environment"]
+    assert f"PLAINTEXT://{svc.bootstrap_servers(env['ENF_KAFKA_URL'])}" in advertised
+    redis_host = env["ENF_REDIS_URL"].split("://", 1)[1].split(":", 1)[0]
+    assert redis_host in services
+    assert env["ENF_BROKER_KIND"] == "kafka"
+    assert int(worker["deploy"]["replicas"]) >= 1
+    assert int(env["ENF_PARTITIONS"]) == int(kafka_env["KAFKA_NUM_PARTITIONS"])
+    build = worker["build"]
+    context = (docker / build["context"]).resolve()
+    dockerfile = context / build["dockerfile"]
+    assert dockerfile.is_file()
+    text = dockerfile.read_text()
+    assert "FROM python:3.11-slim" in text
+    assert 'ENTRYPOINT ["enf", "worker"]' in text
+    for copied in ("enf_core", "models", "streams", "pyproject.toml"):
+        assert (context / copied).exists()
