@@ -76,9 +76,9 @@ def load_kuairand(path: Path | None = None) -> LoadedTables:
     for tag, vtype, utype in zip(feats.column("tag").to_pylist(),
                                  feats.column("video_type").to_pylist(),
                                  feats.column("upload_type").to_pylist(), strict=True):
-        row = [f"tag:{t.strip()}" for t in str(tag or "").split(",") if t.strip()]
-        row += [str(x) for x in (vtype, utype) if x]
-        tags.append(row)
+        video_tags = [f"tag:{t.strip()}" for t in str(tag or "").split(",") if t.strip()]
+        video_tags += [str(x) for x in (vtype, utype) if x]
+        tags.append(video_tags)
     videos = pa.table({
         "video_id": pa.array(vids, pa.string()),
         "title": pa.array([""] * len(vids), pa.string()),
