@@ -44,10 +44,13 @@ class BrokerHandle:
 def broker(request: pytest.FixtureRequest) -> Iterator[BrokerHandle]:
     """One broker of each kind for the whole session (Apache Kafka first)."""
     kind: str = request.param
+    missing: str | None = None
     try:
         service = start_broker(kind)
     except KafkaNotFetchedError as exc:
-        pytest.fail(f"{exc}\nThe integration tests need Apache Kafka: run `make kafka`.",
+        missing = str(exc)
+    if missing is not None:  # outside the except: one clear message, no chained traceback
+        pytest.fail(f"{missing}\nThe integration tests need Apache Kafka: run `make kafka`.",
                     pytrace=False)
     try:
         yield BrokerHandle(kind=kind, kafka_url=service.url,
