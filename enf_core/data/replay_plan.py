@@ -105,12 +105,16 @@ class _Ids:
     """Deterministic, collision-free event ids."""
 
     def __init__(self) -> None:
-        self.seen: dict[str, int] = {}
+        self.seen: set[str] = set()
+        self.repeats: dict[str, int] = {}
 
     def __call__(self, base: str) -> str:
-        n = self.seen.get(base, 0) + 1
-        self.seen[base] = n
-        return base if n == 1 else f"{base}#{n}"
+        if base not in self.seen:
+            self.seen.add(base)
+            return base
+        n = self.repeats.get(base, 1) + 1
+        self.repeats[base] = n
+        return f"{base}#{n}"
 
 
 def plan_replay(ds: Dataset, config: ReplayConfig = ReplayConfig()) -> ReplayPlan:
@@ -156,12 +160,15 @@ def plan_replay(ds: Dataset, config: ReplayConfig = ReplayConfig()) -> ReplayPla
         page_videos = list(dict.fromkeys(video[rows].tolist()))
         extra: list[str] = []
         if config.extra_candidates and len(catalogue):
-            draw = rng.choice(len(catalogue), size=min(len(catalogue),
-                                                       config.extra_candidates + len(page_videos)),
-                              replace=False)
+            want = min(config.extra_candidates, len(catalogue) - len(page_videos))
             taken = set(page_videos)
-            extra = [c for c in catalogue[draw].tolist() if c not in taken]
-            extra = extra[: config.extra_candidates]
+            while len(extra) < want:  # draws with repeats, keeps the first of each
+                for c in catalogue[rng.integers(len(catalogue), size=2 * want)].tolist():
+                    if c not in taken:
+                        taken.add(c)
+                        extra.append(c)
+                        if len(extra) == want:
+                            break
         both = page_videos + extra
         candidates[int(p)] = [both[i] for i in rng.permutation(len(both))]
 
@@ -178,6 +185,7 @@ def plan_replay(ds: Dataset, config: ReplayConfig = ReplayConfig()) -> ReplayPla
         for c in candidates.values():
             mentioned.update(c)
         wanted = np.flatnonzero(np.isin(catalogue, np.array(sorted(mentioned), dtype=object)))
+    uris = ds.video_uris()
     titles = ds.videos.column("title").to_pylist()
     v_dur = ds.videos.column("duration_ms").to_pylist()
     v_tags = ds.videos.column("tags").to_pylist()
@@ -189,7 +197,7 @@ def plan_replay(ds: Dataset, config: ReplayConfig = ReplayConfig()) -> ReplayPla
                    "title": (titles[row] or "")[:MAX_TEXT],
                    "duration_ms": int(v_dur[row]) if v_dur[row] else 1,
                    "ts": video_ts, "tags": list(v_tags[row] or [])[:64],
-                   "uri": ds.video_uri(row)}
+                   "uri": uris[row]}
         messages.append(PlannedMessage("videos", vid, "video", video_ts, payload, (eid,)))
         counts["video"] += 1
 

@@ -420,15 +420,24 @@ class Dataset:
 
     def video_uri(self, row: int) -> str:
         """The uri a replayed video record carries; see docs/data.md for ``frames://``."""
-        uri = self.videos.column("uri")[row].as_py()
+        return self._uri(self.videos.column("uri")[row].as_py(),
+                         self.videos.column("frames_row")[row].as_py(), self.frames_path)
+
+    def video_uris(self) -> list[str]:
+        """``video_uri`` of every video, in table order (one pass, for replay)."""
+        frames_path = self.frames_path
+        return [self._uri(uri, row, frames_path) for uri, row in zip(
+            self.videos.column("uri").to_pylist(), self.videos.column("frames_row").to_pylist(),
+            strict=True)]
+
+    def _uri(self, uri: str | None, frames_row: int | None, frames_path: Path | None) -> str:
         if uri:
             path = Path(uri)
             if not path.is_absolute() and self.root is not None:
                 path = (self.root / path).resolve()
             return str(path)
-        frames_row = self.videos.column("frames_row")[row].as_py()
-        if frames_row is not None and self.frames_path is not None:
-            return f"frames://{self.frames_path}#{frames_row}"
+        if frames_row is not None and frames_path is not None:
+            return f"frames://{frames_path}#{frames_row}"
         return ""
 
 
