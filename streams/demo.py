@@ -170,7 +170,7 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
     worker = None
     try:
         create_enf_topics(kafka_url, topics, partitions=cfg.partitions)
-        feed = build_feed(cfg, workdir, topics)
+        feed = await asyncio.to_thread(build_feed, cfg, workdir, kafka_url)
         bad = bad_events(cfg.bad_events, cfg.seed)
         worker = WorkerProcess(kafka_url=kafka_url, redis_url=redis_url, broker_kind=cfg.broker,
                                prefix=cfg.topic_prefix, log_path=workdir / "worker.log",
@@ -186,10 +186,9 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
         store = RedisStore(redis_url, StoreConfig(prefix=cfg.topic_prefix))
         t0 = time.monotonic()
         fed = {"n": 0}
-        producer = asyncio.create_task(produce_feed(bootstrap, feed, bad, topics, rate=cfg.rate,
+        producer = asyncio.create_task(produce_feed(feed, bad, topics, rate=cfg.rate,
                                                     page_size=cfg.page_size, seed=cfg.seed,
                                                     progress=fed))
-        expected = feed.expected
         done_at = None
         last_eps_t, last_processed, eps = t0, 0, 0.0
         live = None
@@ -221,7 +220,7 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
                     raise RuntimeError(f"worker died:\n{worker.log_tail()}")
                 if producer.done() and producer.exception():
                     raise producer.exception()  # type: ignore[misc]
-                all_in = (producer.done() and processed >= expected.total
+                all_in = (producer.done() and processed >= feed.total
                           and m.get("enf_dead_letters_total", 0) >= cfg.bad_events)
                 if all_in and done_at is None:
                     done_at = now
@@ -230,7 +229,7 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
                     break
                 if now - t0 > cfg.timeout_s:
                     raise TimeoutError(f"demo did not finish in {cfg.timeout_s}s "
-                                       f"(processed {processed} of {expected.total})")
+                                       f"(processed {processed} of {feed.total})")
         finally:
             if live is not None:
                 live.stop()
@@ -243,7 +242,7 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
         await store.close()
         status = worker.status()
         watches = totals.get("watches", 0)
-        events_in = expected.total + cfg.bad_events
+        events_in = feed.total + cfg.bad_events
         return {
             "events_in": events_in,
             "dead_letters": outputs.dead_letters,

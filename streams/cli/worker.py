@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
@@ -46,4 +47,18 @@ def worker(kafka_url: str | None, redis_url: str | None, broker_kind: str | None
         create_enf_topics(config.kafka_url, config.topics, partitions=config.partitions)
     enf = EnfWorker(config)
     runner = Worker(enf.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    runner.execute_from_commandline()
+    profile_path = os.environ.get("ENF_PROFILE")
+    if not profile_path:
+        runner.execute_from_commandline()
+        return
+    # ENF_PROFILE=out.prof: profile the whole worker (benchmarks use it to show
+    # where the per-message time goes); the stats are written on shutdown.
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        runner.execute_from_commandline()
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_path)

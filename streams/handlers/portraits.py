@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,14 +38,38 @@ class PortraitHandler:
 
     def __init__(self, store: RedisStore, sink: Sink, *, dead_letter_topic: str,
                  config: PortraitConfig | None = None, window_s: float = 10.0,
-                 max_conflict_rounds: int = 50) -> None:
+                 max_conflict_rounds: int = 50, video_cache_size: int = 100_000,
+                 video_cache_ttl_s: float = 30.0) -> None:
         self.store = store
         self.sink = sink
         self.dead_letter_topic = dead_letter_topic
         self.config = config or PortraitConfig()
         self.window_s = window_s
         self.max_conflict_rounds = max_conflict_rounds
-        self._videos: dict[str, VideoAnalysis] = {}
+        self._videos: OrderedDict[str, tuple[float, VideoAnalysis]] = OrderedDict()
+        self.video_cache_size = video_cache_size
+        self.video_cache_ttl_s = video_cache_ttl_s
+
+    async def _analyses(self, video_ids: set[str]) -> dict[str, VideoAnalysis]:
+        """Video analyses through a short-lived cache: videos change rarely, and
+        re-reading and re-parsing them per batch was a third of the path's time.
+        A video not analysed yet is not cached, so it is picked up once it is."""
+        now = time.monotonic()
+        out: dict[str, VideoAnalysis] = {}
+        missing = []
+        for vid in video_ids:
+            hit = self._videos.get(vid)
+            if hit is not None and now - hit[0] <= self.video_cache_ttl_s:
+                out[vid] = hit[1]
+            else:
+                missing.append(vid)
+        for vid, analysis in (await self.store.get_analyses(missing)).items():
+            out[vid] = analysis
+            self._videos[vid] = (now, analysis)
+            self._videos.move_to_end(vid)
+        while len(self._videos) > self.video_cache_size:
+            self._videos.popitem(last=False)
+        return out
 
     def window_start(self) -> int:
         w = max(int(self.window_s * 1000), 1)
@@ -60,8 +86,8 @@ class PortraitHandler:
             if not todo:
                 break
             ids = {uid: [e.event_id for e in evs] for uid, evs in todo.items()}
-            video_ids = {e.video_id for evs in todo.values() for e in evs}
-            raw_states, analyses = await self.store.read_for_update(ids, video_ids)
+            analyses = await self._analyses({e.video_id for evs in todo.values() for e in evs})
+            raw_states = await self.store.read_for_update(ids)
             states = {uid: UserState(v, p, frozenset(a)) for uid, (v, p, a) in raw_states.items()}
             plans = plan_updates(todo, states, analyses, self.config)
             writes = [PortraitWrite(p.portrait, p.expected_version, tuple(p.applied_ids),
