@@ -70,7 +70,9 @@ class WorkerConfig:
     web_enabled: bool = True
     model_dir: str = ""  # empty: the default model shipped in models/default
     model_poll_s: float = 5.0  # how often the scorer looks for a new model version
-    suppress_threshold: float = 0.5
+    # p_negative at or above this suppresses; negative: the model's own threshold
+    # (its manifest's F1-optimal one), or 0.5 when the manifest has none.
+    suppress_threshold: float = -1.0
     quick_swipe_ratio: float = 0.3
     batch_max: int = 1000  # stream.take batch size
     batch_within_s: float = 0.05  # stream.take max wait

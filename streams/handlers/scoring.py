@@ -75,7 +75,7 @@ class _VideoCache:
 class ScoringHandler:
     def __init__(self, store: RedisStore, sink: Sink, runtime: ScoringRuntime, *,
                  suppressions_topic: str, explanations_topic: str, dead_letter_topic: str,
-                 threshold: float = 0.5, explanations_per_request: int = 3,
+                 threshold: float = -1.0, explanations_per_request: int = 3,
                  video_cache_size: int = 200_000, video_cache_ttl_s: float = 30.0) -> None:
         self.store = store
         self.sink = sink
@@ -86,6 +86,13 @@ class ScoringHandler:
         self.threshold = threshold
         self.explanations_per_request = explanations_per_request
         self._cache = _VideoCache(video_cache_size, video_cache_ttl_s)
+
+    def current_threshold(self) -> float:
+        """The configured threshold, else the model's (it may change on reload)."""
+        if self.threshold >= 0:
+            return self.threshold
+        model = getattr(self.runtime, "threshold", None)
+        return float(model) if model is not None else 0.5
 
     async def handle(self, messages: Sequence[Message]) -> ScoringResult:
         from enf_core.reason import explain
@@ -133,7 +140,7 @@ class ScoringHandler:
                            dtype=np.int64)
         p_neg, reason_probs = self.runtime.score(user_mat[uidx], video_mat[vidx])
         top_reason = reason_probs.argmax(axis=1)
-        flagged = np.flatnonzero(p_neg >= self.threshold)
+        flagged = np.flatnonzero(p_neg >= self.current_threshold())
 
         ts = now_ms()
         version = self.runtime.version

@@ -1,0 +1,97 @@
+"""Event validation: every malformed shape is refused with the field named."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from enf_core.events import (
+    CandidatesEvent,
+    EventError,
+    FeedbackEvent,
+    ImpressionEvent,
+    VideoEvent,
+    WatchEvent,
+    decode_events,
+    encode,
+)
+
+
+def _raw(**fields: object) -> bytes:
+    return orjson.dumps({"v": 1, **fields})
+
+
+WATCH = {"type": "watch", "event_id": "e1", "user_id": "u1", "video_id": "v1",
+         "play_ms": 500, "duration_ms": 2000, "ts": 5}
+
+
+def test_watch_round_trip_and_ratio() -> None:
+    (e,) = decode_events(_raw(**WATCH))
+    assert isinstance(e, WatchEvent)
+    assert e.watch_ratio == 0.25
+    assert decode_events(encode(e)) == [e]
+
+
+def test_impression_page_expands_with_unique_ids() -> None:
+    events = decode_events(_raw(type="impression", event_id="p", user_id="u", request_id="r",
+                                ts=1, items=[{"video_id": "a", "position": 0},
+                                             {"video_id": "b", "position": 1}]))
+    assert [e.event_id for e in events] == ["p:0", "p:1"]
+    assert all(isinstance(e, ImpressionEvent) for e in events)
+
+
+def test_message_may_hold_a_page_of_events() -> None:
+    page = orjson.dumps([{"v": 1, **WATCH}, {"v": 1, **WATCH, "event_id": "e2"}])
+    assert [e.event_id for e in decode_events(page)] == ["e1", "e2"]
+
+
+def test_feedback_candidates_and_video() -> None:
+    (f,) = decode_events(_raw(type="feedback", event_id="f", user_id="u", video_id="v",
+                              kind="dislike", reason_category="boring", reason_text="dull", ts=1))
+    assert isinstance(f, FeedbackEvent) and f.reason_category == "boring"
+    (c,) = decode_events(_raw(type="candidates", event_id="c", request_id="r", user_id="u",
+                              video_ids=["a", 7], ts=1))
+    assert isinstance(c, CandidatesEvent) and c.video_ids == ("a", "7")
+    (v,) = decode_events(_raw(type="video", event_id="x", video_id="v", title="t",
+                              duration_ms=10, ts=1, tags=["a"], frame_features=[[0.1, 0.2]] * 16))
+    assert isinstance(v, VideoEvent) and v.frame_features is not None
+    assert len(v.frame_features) == 16
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    (_raw(**{**WATCH, "play_ms": "ten"}), "play_ms"),
+    (_raw(**{**WATCH, "play_ms": True}), "play_ms"),
+    (_raw(**{**WATCH, "duration_ms": 0}), "duration_ms"),
+    (_raw(**{**WATCH, "play_ms": -1}), "play_ms"),
+    (_raw(**{k: v for k, v in WATCH.items() if k != "user_id"}), "user_id"),
+    (_raw(**{**WATCH, "user_id": "x" * 129}), "user_id"),
+    (_raw(**{**WATCH, "user_id": "a\x00b"}), "user_id"),
+    (_raw(**{**WATCH, "event_id": "a\x1fb"}), "event_id"),
+    (_raw(**{**WATCH, "type": "teleport"}), "type"),
+    (orjson.dumps({**WATCH, "v": 2}), "v"),
+    (_raw(type="feedback", event_id="f", user_id="u", video_id="v", kind="love", ts=1), "kind"),
+    (_raw(type="feedback", event_id="f", user_id="u", video_id="v", kind="dislike",
+          reason_category="meh", ts=1), "reason_category"),
+    (_raw(type="candidates", event_id="c", request_id="r", user_id="u", video_ids=[], ts=1),
+     "video_ids"),
+    (_raw(type="video", event_id="x", video_id="v", title="t", duration_ms=10, ts=1,
+          frame_features=[[0.1], [0.1, 0.2]]), "frame_features"),
+])
+def test_invalid_fields_are_named(raw: bytes, field: str) -> None:
+    with pytest.raises(EventError) as info:
+        decode_events(raw)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("raw", [None, b"", b"{", b"\xff\xfe", b"[]", b"42", b"[" * 10_000,
+                                 b'{"v": 1, "type": "watch", "ts": NaN}', b"x" * (2 << 20)])
+def test_hostile_messages_raise_event_error_only(raw: bytes | None) -> None:
+    with pytest.raises(EventError):
+        decode_events(raw)
+
+
+def test_a_bad_event_rejects_its_whole_page_with_its_index() -> None:
+    page = orjson.dumps([{"v": 1, **WATCH}, {"v": 1, **WATCH, "ts": "late"}])
+    with pytest.raises(EventError) as info:
+        decode_events(page)
+    assert info.value.index == 1 and info.value.field == "ts"

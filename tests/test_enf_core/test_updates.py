@@ -1,0 +1,76 @@
+"""Batch planning: each event applied once, in order; duplicates skipped."""
+
+from __future__ import annotations
+
+from enf_core.analysis import VideoAnalysis
+from enf_core.events import FeedbackEvent, ImpressionEvent, WatchEvent
+from enf_core.monitoring import window_record
+from enf_core.portrait import Portrait, apply_event
+from enf_core.taxonomy import ELEMENTS, REASONS, TOPICS
+from enf_core.updates import UserState, group_by_user, metric_deltas, plan_updates
+
+
+def _spider(vid: str = "v1") -> VideoAnalysis:
+    elements = [0.0] * len(ELEMENTS)
+    elements[ELEMENTS.index("insects_spiders")] = 0.9
+    topics = [0.0] * len(TOPICS)
+    topics[TOPICS.index("animals")] = 1.0
+    return VideoAnalysis(vid, tuple(topics), tuple(elements), (0.05, 0.05, 0.1, 0.8))
+
+
+EVENTS = [
+    WatchEvent("w1", "u1", "v1", 100, 10_000, 1),
+    ImpressionEvent("i1", "u2", "v1", "r", 0, 2),
+    WatchEvent("w2", "u1", "v1", 9_000, 10_000, 3),
+    FeedbackEvent("f1", "u1", "v1", "dislike", 4, "visual_discomfort", "spiders!"),
+]
+
+
+def test_plan_applies_in_order_and_counts_metrics() -> None:
+    analyses = {"v1": _spider()}
+    plans = plan_updates(group_by_user(EVENTS), {}, analyses)
+    ref = Portrait.new("u1")
+    for e in EVENTS:
+        if e.user_id == "u1":
+            apply_event(ref, e, analyses["v1"])
+    assert plans["u1"].portrait.to_dict() == ref.to_dict()
+    assert plans["u1"].applied_ids == ["w1", "w2", "f1"]
+    m = plans["u1"].metrics
+    assert m["watches"] == 2 and m["quick_swipes"] == 1 and m["dislikes"] == 1
+    assert m["qs:visual_discomfort"] == 1 and m["dl:visual_discomfort"] == 1
+    assert plans["u2"].metrics["impressions"] == 1
+
+
+def test_already_applied_and_in_batch_duplicates_are_skipped() -> None:
+    analyses = {"v1": _spider()}
+    once = plan_updates(group_by_user(EVENTS), {}, analyses)["u1"]
+    state = UserState(once.portrait.version, once.portrait, frozenset(once.applied_ids))
+    again = plan_updates(group_by_user(EVENTS + EVENTS), {"u1": state}, analyses)
+    assert "u1" not in again  # nothing new for u1: no write at all
+    doubled = plan_updates(group_by_user(EVENTS + EVENTS), {}, analyses)["u1"]
+    assert doubled.portrait.to_dict() == once.portrait.to_dict()
+    assert doubled.skipped_duplicates == 3
+
+
+def test_quick_swipes_on_spiders_make_a_sensitive_portrait() -> None:
+    p = Portrait.new("u")
+    for k in range(6):
+        apply_event(p, WatchEvent(f"w{k}", "u", "v", 500, 10_000, k), _spider())
+    sens = p.element_sensitivity[ELEMENTS.index("insects_spiders")]
+    assert sens > 0.7
+    assert any("insects" in tag for tag, _ in p.tags())
+    assert p.reason_tolerance[REASONS.index("visual_discomfort")] < 0.8
+    assert Portrait.from_dict(p.to_dict()).to_dict() == p.to_dict()
+
+
+def test_metric_deltas_without_analysis_has_no_reason() -> None:
+    d = metric_deltas(WatchEvent("w", "u", "v", 1, 100, 1), None, 0.3)
+    assert d == {"events": 1, "watches": 1, "quick_swipes": 1}
+
+
+def test_window_record_rates() -> None:
+    rec = window_record({"watches": 200, "quick_swipes": 50, "dislikes": 2,
+                         "dl:boring": 2, "qs:boring": 10}, window_start_ms=0, window_ms=1000)
+    assert rec["quick_swipe_rate"] == 0.25 and rec["dislike_rate"] == 0.01
+    assert rec["by_reason"]["boring"]["quick_swipes"] == 10
+    assert rec["window_end"] == 1000
