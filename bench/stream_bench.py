@@ -144,7 +144,26 @@ def run_broker(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
                               prefix=prefix, log_path=workdir / f"{prefix}.log", env=env)
             return w
 
-        # Portrait path, single-event messages: drain a pre-filled topic.
+        # Portrait path, single-event messages, direct engine (aiokafka loop).
+        t = TopicNames("b0")
+        w = worker_for("b0", ENF_PORTRAIT_ENGINE="direct")
+        try:
+            asyncio.run(produce(boot, t.videos, [video(i) for i in range(nvid)]))
+            asyncio.run(produce(boot, t.user_events, singles))
+            eps_direct = drain_rate(w, "enf_portrait_events_applied_total", n, 600) or 1000.0
+            out["portrait_single_direct_eps"] = round(eps_direct)
+            w.reset_latency()
+            half = [watch(n + i, users, nvid) for i in range(int(eps_direct / 2 * args.seconds))]
+            asyncio.run(produce(boot, t.user_events, half, rate=eps_direct / 2))
+            wait_until(lambda: w.metrics().get("enf_portrait_events_applied_total", 0)
+                       >= n + len(half), timeout_s=120, what="half-load drained", worker=w)
+            out["portrait_direct_half_load"] = {
+                "rate_eps": round(eps_direct / 2),
+                **w.status().get("latency_ms", {}).get("portraits", {})}
+        finally:
+            w.stop()
+
+        # Portrait path, single-event messages, Faust agent: drain a pre-filled topic.
         t = TopicNames("b1")
         w = worker_for("b1")
         try:

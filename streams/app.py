@@ -21,6 +21,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.config import WorkerConfig
+from streams.direct import run_direct_consumer
 from streams.handlers.base import Message
 from streams.handlers.monitor import Monitor
 from streams.handlers.portraits import PortraitHandler
@@ -214,19 +215,29 @@ class EnfWorker:
         app, cfg, topics, metrics = self.app, self.config, self.config.topics, self.metrics
         take, within = cfg.batch_max, cfg.batch_within_s
 
-        @app.agent(self._topic(topics.user_events), name=f"{cfg.app_id}.portraits")
-        async def portraits(stream: Any) -> None:
-            async for events in stream.take_events(take, within=within):
-                msgs = self._messages(events)
-                metrics.messages.labels(topics.user_events).inc(len(msgs))
-                r = await self._finish("portraits", self.portraits.handle, msgs)
-                done = time.time() * 1000
-                self.latency.add("portraits", [done - m.timestamp_ms for m in msgs])
-                metrics.events.labels("portraits").inc(r.events)
-                metrics.applied.inc(r.applied)
-                metrics.duplicates.inc(r.duplicates)
-                metrics.conflicts.inc(r.conflicts)
-                metrics.dead_letters.labels("portraits").inc(r.dead_letters)
+        async def portrait_batch(msgs: list[Message]) -> None:
+            metrics.messages.labels(topics.user_events).inc(len(msgs))
+            r = await self._finish("portraits", self.portraits.handle, msgs)
+            done = time.time() * 1000
+            self.latency.add("portraits", [done - m.timestamp_ms for m in msgs])
+            metrics.events.labels("portraits").inc(r.events)
+            metrics.applied.inc(r.applied)
+            metrics.duplicates.inc(r.duplicates)
+            metrics.conflicts.inc(r.conflicts)
+            metrics.dead_letters.labels("portraits").inc(r.dead_letters)
+
+        if cfg.portrait_engine == "direct":
+            @app.task
+            async def portraits() -> None:
+                await run_direct_consumer(cfg, topics.user_events, portrait_batch)
+        elif cfg.portrait_engine == "faust":
+            @app.agent(self._topic(topics.user_events), name=f"{cfg.app_id}.portraits")
+            async def portraits(stream: Any) -> None:
+                async for events in stream.take_events(take, within=within):
+                    await portrait_batch(self._messages(events))
+        else:
+            raise ValueError(f"portrait_engine must be 'faust' or 'direct', "
+                             f"not {cfg.portrait_engine!r}")
 
         @app.agent(self._topic(topics.videos), name=f"{cfg.app_id}.videos")
         async def videos(stream: Any) -> None:

@@ -74,6 +74,10 @@ class WorkerConfig:
     # (its manifest's F1-optimal one), or 0.5 when the manifest has none.
     suppress_threshold: float = -1.0
     quick_swipe_ratio: float = 0.3
+    # "faust": a Faust agent consumes user events (default). "direct": an aiokafka
+    # consumer inside the same worker, for the highest single-event rates (Faust's
+    # per-message cost caps its agents at a few thousand messages/s per process).
+    portrait_engine: str = "faust"
     batch_max: int = 1000  # stream.take batch size
     batch_within_s: float = 0.05  # stream.take max wait
     redis_retry_max_s: float = 30.0  # back-off cap while Redis is unavailable

@@ -11,7 +11,7 @@ from typing import Any
 
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import FeedbackEvent, ImpressionEvent, WatchEvent
-from enf_core.portrait import PortraitConfig
+from enf_core.portrait import Portrait, PortraitConfig
 from enf_core.updates import UserState, group_by_user, plan_updates
 from streams.handlers.base import Message, Sink, decode_batch, now_ms, send_dead_letters
 from streams.store import PortraitWrite, RedisStore
@@ -39,7 +39,7 @@ class PortraitHandler:
     def __init__(self, store: RedisStore, sink: Sink, *, dead_letter_topic: str,
                  config: PortraitConfig | None = None, window_s: float = 10.0,
                  max_conflict_rounds: int = 50, video_cache_size: int = 100_000,
-                 video_cache_ttl_s: float = 30.0) -> None:
+                 video_cache_ttl_s: float = 30.0, portrait_cache_size: int = 200_000) -> None:
         self.store = store
         self.sink = sink
         self.dead_letter_topic = dead_letter_topic
@@ -48,7 +48,17 @@ class PortraitHandler:
         self.max_conflict_rounds = max_conflict_rounds
         self._videos: OrderedDict[str, tuple[float, VideoAnalysis]] = OrderedDict()
         self.video_cache_size = video_cache_size
+        # Portraits this worker wrote last; only trusted when Redis says the
+        # stored version is still the same (see RedisStore.read_for_update).
+        self._portraits: OrderedDict[str, Portrait] = OrderedDict()
+        self.portrait_cache_size = portrait_cache_size
         self.video_cache_ttl_s = video_cache_ttl_s
+
+    def _remember(self, uid: str, portrait: Portrait) -> None:
+        self._portraits[uid] = portrait
+        self._portraits.move_to_end(uid)
+        if len(self._portraits) > self.portrait_cache_size:
+            self._portraits.popitem(last=False)
 
     async def _analyses(self, video_ids: set[str]) -> dict[str, VideoAnalysis]:
         """Video analyses through a short-lived cache: videos change rarely, and
@@ -87,12 +97,17 @@ class PortraitHandler:
                 break
             ids = {uid: [e.event_id for e in evs] for uid, evs in todo.items()}
             analyses = await self._analyses({e.video_id for evs in todo.values() for e in evs})
-            raw_states = await self.store.read_for_update(ids)
+            raw_states = await self.store.read_for_update(ids, self._portraits)
             states = {uid: UserState(v, p, frozenset(a)) for uid, (v, p, a) in raw_states.items()}
             plans = plan_updates(todo, states, analyses, self.config)
             writes = [PortraitWrite(p.portrait, p.expected_version, tuple(p.applied_ids),
                                     dict(p.metrics)) for p in plans.values()]
             moved = set(await self.store.write_portraits(writes, self.window_start()))
+            for uid, plan in plans.items():
+                if uid in moved:
+                    self._portraits.pop(uid, None)
+                else:
+                    self._remember(uid, plan.portrait)
             for uid, evs in todo.items():
                 if uid in moved:
                     continue

@@ -185,13 +185,15 @@ def test_worker_end_to_end(broker: Any, redis_url: str, topic_prefix: str,
         worker.stop()
 
 
+@pytest.mark.parametrize("engine", ["faust", "direct"])
 def test_worker_killed_mid_stream_then_replayed(broker: Any, redis_url: str, topic_prefix: str,
-                                                tmp_path: Path) -> None:
+                                                tmp_path: Path, engine: str) -> None:
     """SIGKILL while batches are in flight, restart, replay everything again:
     every portrait equals one clean delivery, and nothing was counted twice."""
     topics = TopicNames(topic_prefix)
     r = redis.Redis.from_url(redis_url)
-    env = {"ENF_BATCH_MAX": "50", "ENF_SESSION_TIMEOUT_S": "6"}
+    env = {"ENF_BATCH_MAX": "50", "ENF_SESSION_TIMEOUT_S": "6",
+           "ENF_PORTRAIT_ENGINE": engine}
 
     def start() -> WorkerProcess:
         return WorkerProcess(kafka_url=broker.kafka_url, redis_url=redis_url,
