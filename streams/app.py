@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from enf_core.portrait import PortraitConfig
 from streams.config import WorkerConfig
 from streams.direct import run_direct_consumer
 from streams.handlers.base import Message
@@ -119,8 +120,7 @@ class EnfWorker:
                  analyzer: Analyzer | None = None) -> None:
         self.config = config
         topics = config.topics
-        fetch_wait = int(config.extra.get("fetch_max_wait_ms",
-                                          20 if config.broker_kind == "tansu" else 1500))
+        fetch_wait = config.fetch_max_wait_ms or (20 if config.broker_kind == "tansu" else 1500)
         _patch_fetch_wait(fetch_wait)
         self.app = faust.App(
             config.app_id,
@@ -153,9 +153,10 @@ class EnfWorker:
         self.runtime = runtime if runtime is not None else load_runtime(config)
         providers = ",".join(self.runtime.providers)
         self.metrics.model_info.labels(self.runtime.version, providers).set(1)
-        self.portraits = PortraitHandler(self.store, self.sink,
-                                         dead_letter_topic=topics.dead_letters,
-                                         window_s=config.metrics_window_s)
+        self.portraits = PortraitHandler(
+            self.store, self.sink, dead_letter_topic=topics.dead_letters,
+            config=PortraitConfig(quick_swipe_ratio=config.quick_swipe_ratio),
+            window_s=config.metrics_window_s)
         self.videos = VideoHandler(self.store, self.sink, analyzer or load_analyzer(config),
                                    dead_letter_topic=topics.dead_letters)
         self.scoring = ScoringHandler(

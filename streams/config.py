@@ -87,6 +87,9 @@ class WorkerConfig:
     video_cache_size: int = 200_000  # scorer's in-process cache of video vectors
     explanations_per_request: int = 3  # explanation records per candidates request
     consumer_max_fetch_size: int = 4 * 1024 * 1024
+    # 0: automatic (20 ms on Tansu, whose multi-partition fetches hold for the full
+    # wait; Faust's 1500 ms on Apache Kafka, which answers as soon as data arrives).
+    fetch_max_wait_ms: int = 0
     # Consumer group session: a dead worker's partitions move to others after it.
     session_timeout_s: float = 30.0
     broker_kind: str = "kafka"  # "kafka" (Apache Kafka) or "tansu": settings differ

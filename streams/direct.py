@@ -30,8 +30,7 @@ async def run_direct_consumer(cfg: WorkerConfig, topic: str,
 
     from streams.services import bootstrap_servers
 
-    fetch_wait = int(cfg.extra.get("fetch_max_wait_ms",
-                                   20 if cfg.broker_kind == "tansu" else 500))
+    fetch_wait = cfg.fetch_max_wait_ms or (20 if cfg.broker_kind == "tansu" else 500)
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap_servers(cfg.kafka_url),
         group_id=f"{cfg.app_id}.portraits-direct", client_id=f"{cfg.app_id}-portraits",
