@@ -76,6 +76,9 @@ def _session(path: Path, threads: int) -> object:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # Idle intra-op threads spin by default, burning the cores the event loop,
+    # numpy and the broker need between two runs; a worker must not spin.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
                  if p in ort.get_available_providers()]

@@ -120,6 +120,9 @@ class ScorerRuntime:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = self.intra_op_threads
         opts.inter_op_num_threads = 1
+        # Idle intra-op threads spin by default, burning the cores the event loop,
+        # numpy and the broker need between two runs; a worker must not spin.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         return ort.InferenceSession(str(path), sess_options=opts, providers=self._requested)
 
