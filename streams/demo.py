@@ -262,6 +262,7 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
             "redis": {"url": redis_url, "embedded": not os.environ.get("ENF_REDIS_URL")},
             "model": status.get("model", {}),
             "worker_latency_ms": status.get("latency_ms", {}),
+            "handler_seconds": worker.handler_seconds(),
             "metrics_windows": outputs.metrics_records,
         }
     finally:

@@ -49,19 +49,35 @@ class WorkerProcess:
         except OSError:
             return None
 
-    def metrics(self) -> dict[str, float]:
-        """The worker's Prometheus samples, summed over labels."""
+    def samples(self) -> dict[str, float]:
+        """The worker's Prometheus samples by full name, labels included."""
         text = self._get("/metrics")
         out: dict[str, float] = {}
         for line in (text or b"").decode().splitlines():
             if not line or line.startswith("#"):
                 continue
             name, _, value = line.rpartition(" ")
-            base = name.split("{", 1)[0]
             try:
-                out[base] = out.get(base, 0.0) + float(value)
+                out[name] = float(value)
             except ValueError:
                 continue
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        """The worker's Prometheus samples, summed over labels."""
+        out: dict[str, float] = {}
+        for name, value in self.samples().items():
+            base = name.split("{", 1)[0]
+            out[base] = out.get(base, 0.0) + value
+        return out
+
+    def handler_seconds(self) -> dict[str, float]:
+        """Seconds each agent's handler has spent, from the batch histogram."""
+        out = {}
+        for name, value in self.samples().items():
+            if name.startswith("enf_batch_seconds_sum{"):
+                agent = name.split('agent="', 1)[1].split('"', 1)[0]
+                out[agent] = round(value, 3)
         return out
 
     def status(self) -> dict[str, Any]:
