@@ -148,7 +148,8 @@ class EnfWorker:
         self.latency = LatencyReservoir()
         self.store = RedisStore(config.redis_url, StoreConfig(
             prefix=config.topic_prefix, applied_ids_per_user=config.applied_ids_per_user,
-            portrait_ttl_s=config.portrait_ttl_s, retry_max_s=config.redis_retry_max_s))
+            portrait_ttl_s=config.portrait_ttl_s, retry_max_s=config.redis_retry_max_s,
+            socket_timeout_s=config.redis_timeout_s))
         self.sink = FaustSink(self.app)
         self.runtime = runtime if runtime is not None else load_runtime(config)
         providers = ",".join(self.runtime.providers)

@@ -81,6 +81,7 @@ class WorkerConfig:
     batch_max: int = 1000  # stream.take batch size
     batch_within_s: float = 0.05  # stream.take max wait
     redis_retry_max_s: float = 30.0  # back-off cap while Redis is unavailable
+    redis_timeout_s: float = 10.0  # a Redis reply slower than this is a failure (retried)
     applied_ids_per_user: int = 2000  # event ids kept per user for redelivery checks
     portrait_ttl_s: int = 0  # 0: portraits never expire
     metrics_window_s: float = 10.0

@@ -130,6 +130,7 @@ class StoreConfig:
     metric_ttl_s: int = 86_400
     retry_max_s: float = 30.0  # back-off cap between attempts
     retry_deadline_s: float = 0.0  # 0: retry forever (never drop a batch)
+    socket_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,8 @@ class RedisStore:
         self.config = config or StoreConfig()
         self.url = url
         self.redis: aioredis.Redis = client or aioredis.Redis.from_url(
-            url, decode_responses=False, socket_timeout=10, socket_connect_timeout=5,
+            url, decode_responses=False, socket_timeout=self.config.socket_timeout_s,
+            socket_connect_timeout=5,
             health_check_interval=30)
         self._cas = self.redis.register_script(_CAS_SCRIPT)
         self._read = self.redis.register_script(_READ_SCRIPT)

@@ -9,6 +9,7 @@ delivery.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,45 @@ def test_worker_killed_mid_stream_then_replayed(broker: Any, redis_url: str, top
         assert _events_counted(r, topic_prefix) == n_valid
     finally:
         worker.stop()
+
+
+def test_worker_waits_out_a_frozen_redis(broker: Any, topic_prefix: str, tmp_path: Path) -> None:
+    """Redis stops answering (SIGSTOP) while events flow: the worker retries,
+    commits nothing it has not written, and applies everything once Redis is back."""
+    import os
+    import signal
+
+    from streams.services import start_redis
+
+    service = start_redis()
+    topics = TopicNames(topic_prefix)
+    r = redis.Redis.from_url(service.url)
+    worker = WorkerProcess(kafka_url=broker.kafka_url, redis_url=service.url,
+                           broker_kind=broker.kind, prefix=topic_prefix,
+                           env={"ENF_REDIS_RETRY_MAX_S": "0.5", "ENF_REDIS_TIMEOUT_S": "1"},
+                           log_path=tmp_path / "w.log")
+    try:
+        worker.wait_ready()
+        first = _user_events(10, 5, 5, seed=3)
+        produce(broker.bootstrap, [(topics.user_events, k.encode(), v) for k, v in first])
+        wait_until(lambda: _events_counted(r, topic_prefix) >= _n_valid(first), timeout_s=60,
+                   what="first events", worker=worker)
+        os.kill(service.pid, signal.SIGSTOP)
+        second = _user_events(10, 5, 5, seed=4)
+        second = [(k, v.replace(b'"event_id":"', b'"event_id":"b-')) for k, v in second]
+        produce(broker.bootstrap, [(topics.user_events, k.encode(), v) for k, v in second])
+        import time
+
+        time.sleep(4)
+        assert worker.alive()
+        os.kill(service.pid, signal.SIGCONT)
+        total = _n_valid(first) + _n_valid(second)
+        wait_until(lambda: _events_counted(r, topic_prefix) >= total, timeout_s=90,
+                   what="events after Redis came back", worker=worker)
+        assert _events_counted(r, topic_prefix) == total
+        assert "retrying" in worker.log_path.read_text(errors="replace")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(service.pid, signal.SIGCONT)
+        worker.stop()
+        service.stop()

@@ -1,0 +1,109 @@
+"""The Redis store against a real Redis: atomic CAS writes, redelivery, overlap."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from enf_core.analysis import VideoAnalysis
+from enf_core.events import WatchEvent
+from enf_core.portrait import Portrait, apply_event
+from streams.handlers.base import Message
+from streams.handlers.portraits import PortraitHandler
+from streams.store import PortraitWrite, RedisStore, StoreConfig, with_retry
+from tests.integration.workers import event
+
+pytestmark = pytest.mark.integration
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes, Any]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes,
+                   headers: Any = None) -> Any:
+        self.sent.append((topic, key, value, headers))
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+
+def _store(redis_url: str) -> RedisStore:
+    return RedisStore(redis_url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}"))
+
+
+async def test_cas_refuses_a_stale_version(redis_url: str) -> None:
+    store = _store(redis_url)
+    p = Portrait.new("u1")
+    apply_event(p, WatchEvent("e1", "u1", "v", 100, 1000, 1))
+    assert await store.write_portraits([PortraitWrite(p, 0, ("e1",), {"events": 1})], 0) == []
+    stale = Portrait.new("u1")
+    apply_event(stale, WatchEvent("e2", "u1", "v", 900, 1000, 2))
+    assert await store.write_portraits([PortraitWrite(stale, 0, ("e2",), {"events": 1})],
+                                       0) == ["u1"]
+    state = (await store.read_for_update({"u1": ["e1", "e2"]}))["u1"]
+    assert state[0] == 1 and state[2] == {"e1"}
+    assert state[1] is not None and state[1].to_dict() == p.to_dict()
+    assert (await store.read_window(0)) == {"events": 1}
+    await store.close()
+
+
+async def test_overlapping_owners_apply_each_event_once(redis_url: str) -> None:
+    """Two handlers get the same batch at once (a rebalance overlap): the
+    portrait equals one delivery and the counters count each event once."""
+    store_a, sink = _store(redis_url), ListSink()
+    store_b = RedisStore(redis_url, store_a.config)
+    raws = [event("watch", event_id=f"e{i}", user_id=f"u{i % 3}", video_id="v",
+                  play_ms=100 * i, duration_ms=5000, ts=i) for i in range(60)]
+    msgs = [Message(r, b"k", "t", 0, i) for i, r in enumerate(raws)]
+    a = PortraitHandler(store_a, sink, dead_letter_topic="dlq", window_s=3600)
+    b = PortraitHandler(store_b, sink, dead_letter_topic="dlq", window_s=3600)
+    ra, rb = await asyncio.gather(a.handle(msgs), b.handle(msgs))
+    assert ra.applied + rb.applied == 60
+    assert ra.duplicates + rb.duplicates == 60
+    ref: dict[str, Portrait] = {}
+    for i in range(60):
+        uid = f"u{i % 3}"
+        apply_event(ref.setdefault(uid, Portrait.new(uid)),
+                    WatchEvent(f"e{i}", uid, "v", 100 * i, 5000, i), None)
+    for uid, p in ref.items():
+        stored = await store_a.get_portrait(uid)
+        assert stored is not None and stored.to_dict() == p.to_dict()
+    totals = await store_a.totals()
+    assert totals["events"] == 60 and totals["watches"] == 60
+    await store_a.close()
+    await store_b.close()
+
+
+async def test_portraits_round_trip_with_video_analyses(redis_url: str) -> None:
+    store = _store(redis_url)
+    a = VideoAnalysis.neutral("v1", duration_ms=5000, title="t")
+    await store.put_videos([a], ts=1)
+    assert (await store.get_analyses(["v1", "nope"])) == {"v1": a}
+    await store.close()
+
+
+async def test_a_window_is_claimed_once(redis_url: str) -> None:
+    store = _store(redis_url)
+    assert await store.claim_window(123) is True
+    assert await store.claim_window(123) is False
+    await store.close()
+
+
+async def test_retry_waits_out_a_failing_dependency() -> None:
+    calls = {"n": 0}
+
+    async def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise ConnectionError("redis is restarting")
+        return "ok"
+
+    assert await with_retry(flaky, what="test", max_backoff_s=0.01) == "ok"
+    assert calls["n"] == 3
+    with pytest.raises(ConnectionError):
+        await with_retry(lambda: (_ for _ in ()).throw(ConnectionError("down")),  # type: ignore[arg-type,return-value]
+                         what="t", deadline_s=0.05, max_backoff_s=0.01)
