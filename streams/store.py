@@ -312,13 +312,13 @@ class RedisStore:
             pipe = self.redis.pipeline(transaction=False)
             for a in analyses:
                 status = "failed" if a.extra.get("error") else "ok"
-                mapping: dict[str, Any] = {"data": orjson.dumps(a.to_dict()),
+                mapping: dict[str | bytes, Any] = {"data": orjson.dumps(a.to_dict()),
                                            "vec": video_vector(a).tobytes(),
                                            "status": status, "ts": ts,
                                            "analyzer": a.analyzer}
                 if status == "failed":
                     mapping["error"] = str(a.extra["error"])[:1000]
-                pipe.hset(self.video_key(a.video_id), mapping=mapping)
+                pipe.hset(self.video_key(a.video_id), mapping=mapping)  # type: ignore[arg-type]
             for vid, error in failures:
                 pipe.hset(self.video_key(vid), mapping={"status": "failed",
                                                         "error": error[:1000], "ts": ts})
@@ -352,7 +352,7 @@ class RedisStore:
     async def read_window(self, window_start: int) -> dict[str, int]:
         raw = await self._retry(lambda: self.redis.hgetall(self.metric_key(window_start)),  # type: ignore[arg-type,return-value]
                                 "read window")
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return {_text(k): int(v) for k, v in raw.items()}
 
     async def claim_window(self, window_start: int) -> bool:
         """True for exactly one worker per window: it emits the metrics record."""
@@ -367,8 +367,12 @@ class RedisStore:
         async for key in self.redis.scan_iter(match=f"{self.config.prefix}:m:*", count=1000):
             raw = await self.redis.hgetall(key)
             for k, v in raw.items():
-                totals[k.decode()] = totals.get(k.decode(), 0) + int(v)
+                totals[_text(k)] = totals.get(_text(k), 0) + int(v)
         return totals
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def vec_from_bytes(raw: bytes | None, dim: int) -> np.ndarray | None:
