@@ -31,7 +31,7 @@ from streams.handlers.videos import Analyzer, NeutralAnalyzer, VideoHandler
 from streams.metrics import WorkerMetrics
 from streams.store import RedisStore, StoreConfig
 
-__all__ = ["EnfWorker", "FaustSink", "load_analyzer", "load_runtime"]
+__all__ = ["EnfWorker", "FaustSink", "default_analyzer", "load_analyzer", "load_runtime"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,6 +103,11 @@ def load_runtime(config: WorkerConfig) -> Any:
     return runtime
 
 
+def default_analyzer() -> Analyzer:
+    """The Video Agent for the stream (module-level: analysis processes build it)."""
+    return load_analyzer(WorkerConfig.from_env())
+
+
 def load_analyzer(config: WorkerConfig) -> Analyzer:
     """The Video Agent for the stream; a neutral one if none can be loaded."""
     try:
@@ -158,8 +163,13 @@ class EnfWorker:
             self.store, self.sink, dead_letter_topic=topics.dead_letters,
             config=PortraitConfig(quick_swipe_ratio=config.quick_swipe_ratio),
             window_s=config.metrics_window_s)
-        self.videos = VideoHandler(self.store, self.sink, analyzer or load_analyzer(config),
-                                   dead_letter_topic=topics.dead_letters)
+        if analyzer is not None:
+            self.videos = VideoHandler(self.store, self.sink, analyzer,
+                                       dead_letter_topic=topics.dead_letters)
+        else:
+            self.videos = VideoHandler(self.store, self.sink, analyzer_factory=default_analyzer,
+                                       processes=config.video_processes,
+                                       dead_letter_topic=topics.dead_letters)
         self.scoring = ScoringHandler(
             self.store, self.sink, self.runtime, suppressions_topic=topics.suppressions,
             explanations_topic=topics.explanations, dead_letter_topic=topics.dead_letters,

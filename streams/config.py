@@ -85,7 +85,9 @@ class WorkerConfig:
     applied_ids_per_user: int = 2000  # event ids kept per user for redelivery checks
     portrait_ttl_s: int = 0  # 0: portraits never expire
     metrics_window_s: float = 10.0
-    video_cache_size: int = 200_000  # scorer's in-process cache of video vectors
+    video_cache_size: int = 200_000
+    # Video analysis runs in this many processes (0: a thread in the worker).
+    video_processes: int = 1  # scorer's in-process cache of video vectors
     explanations_per_request: int = 3  # explanation records per candidates request
     consumer_max_fetch_size: int = 4 * 1024 * 1024
     # 0: automatic (20 ms on Tansu, whose multi-partition fetches hold for the full

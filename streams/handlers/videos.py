@@ -9,11 +9,15 @@ the scorer still answers for it and the worker never stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing as mp
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import VideoEvent
@@ -49,31 +53,103 @@ class VideoResult:
     dead_letters: int
 
 
+def safe_analyze(analyzer: Analyzer, event: VideoEvent) -> VideoAnalysis:
+    """Analyse, or record the failure with a neutral analysis: a bad video must
+    never stop the worker."""
+    try:
+        return analyzer.analyze(event)
+    except Exception as exc:
+        log.warning("video %s: analysis failed: %s", event.video_id, exc)
+        return _failed(event, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(event: VideoEvent, error: str) -> VideoAnalysis:
+    neutral = VideoAnalysis.neutral(event.video_id, duration_ms=event.duration_ms,
+                                    title=event.title)
+    return replace(neutral, extra={"error": error})
+
+
+_CHILD_ANALYZER: Analyzer | None = None
+
+
+def _child_init(factory: Callable[[], Analyzer]) -> None:
+    """In the analysis process: die with the worker, then build the analyzer once."""
+    global _CHILD_ANALYZER
+    with contextlib.suppress(Exception):  # Linux only; elsewhere the pool's own
+        import ctypes  # shutdown still ends the process
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    _CHILD_ANALYZER = factory()
+
+
+def _child_analyze(event: VideoEvent) -> VideoAnalysis:
+    assert _CHILD_ANALYZER is not None
+    return safe_analyze(_CHILD_ANALYZER, event)
+
+
 class VideoHandler:
-    def __init__(self, store: RedisStore, sink: Sink, analyzer: Analyzer, *,
-                 dead_letter_topic: str, threads: int = 2) -> None:
+    """Analyses in a separate process by default: decoding and encoders are
+    CPU-bound and partly hold the GIL, which starved the event loop (and so the
+    portrait and scoring agents) when they ran in threads. A process also
+    contains a decoder crash on a hostile file: the pool is rebuilt and that
+    video is recorded as failed."""
+
+    def __init__(self, store: RedisStore, sink: Sink, analyzer: Analyzer | None = None, *,
+                 dead_letter_topic: str, analyzer_factory: Callable[[], Analyzer] | None = None,
+                 processes: int = 1, threads: int = 1) -> None:
+        if analyzer is None and analyzer_factory is None:
+            raise ValueError("give an analyzer or an analyzer_factory")
         self.store = store
         self.sink = sink
-        self.analyzer = analyzer
         self.dead_letter_topic = dead_letter_topic
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="enf-video")
+        self.analyzer = analyzer
+        self._factory = analyzer_factory
+        self._processes = processes if analyzer_factory is not None else 0
+        self._threads = threads
+        self._pool: Executor = self._new_pool()
 
-    def _analyze(self, event: VideoEvent) -> VideoAnalysis:
+    def _new_pool(self) -> Executor:
+        if self._processes > 0:
+            return ProcessPoolExecutor(self._processes, mp_context=mp.get_context("spawn"),
+                                       initializer=_child_init, initargs=(self._factory,))
+        return ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="enf-video")
+
+    def _call(self, event: VideoEvent) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._processes > 0:
+            return loop.run_in_executor(self._pool, _child_analyze, event)
+        analyzer = self.analyzer or self._local()
+        return loop.run_in_executor(self._pool, safe_analyze, analyzer, event)
+
+    def _local(self) -> Analyzer:
+        assert self._factory is not None
+        self.analyzer = self._factory()
+        return self.analyzer
+
+    async def _analyze_all(self, videos: list[VideoEvent]) -> list[VideoAnalysis]:
         try:
-            return self.analyzer.analyze(event)
-        except Exception as exc:  # a bad video must never stop the worker
-            log.warning("video %s: analysis failed: %s", event.video_id, exc)
-            neutral = VideoAnalysis.neutral(event.video_id, duration_ms=event.duration_ms,
-                                            title=event.title)
-            return replace(neutral, extra={"error": f"{type(exc).__name__}: {exc}"})
+            return list(await asyncio.gather(*(self._call(e) for e in videos)))
+        except BrokenProcessPool:
+            log.error("video analysis process died; rebuilding it and retrying one by one")
+        self._rebuild()
+        out = []
+        for e in videos:
+            try:
+                out.append(await self._call(e))
+            except BrokenProcessPool:
+                out.append(_failed(e, "the analysis process crashed on this video"))
+                self._rebuild()
+        return out
+
+    def _rebuild(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
 
     async def handle(self, messages: Sequence[Message]) -> VideoResult:
         batch = decode_batch(messages, allowed=(VideoEvent,))
         pending = await send_dead_letters(self.sink, self.dead_letter_topic, batch.dead)
-        loop = asyncio.get_running_loop()
         videos = [e for e in batch.events if isinstance(e, VideoEvent)]
-        analyses = await asyncio.gather(
-            *(loop.run_in_executor(self._pool, self._analyze, e) for e in videos))
+        analyses = await self._analyze_all(videos) if videos else []
         await self.store.put_videos(analyses, ts=now_ms())
         for fut in pending:
             await fut
