@@ -144,43 +144,29 @@ def run_broker(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
                               prefix=prefix, log_path=workdir / f"{prefix}.log", env=env)
             return w
 
-        # Portrait path, single-event messages, direct engine (aiokafka loop).
-        t = TopicNames("b0")
-        w = worker_for("b0", ENF_PORTRAIT_ENGINE="direct")
-        try:
-            asyncio.run(produce(boot, t.videos, [video(i) for i in range(nvid)]))
-            asyncio.run(produce(boot, t.user_events, singles))
-            eps_direct = drain_rate(w, "enf_portrait_events_applied_total", n, 600) or 1000.0
-            out["portrait_single_direct_eps"] = round(eps_direct)
-            w.reset_latency()
-            half = [watch(n + i, users, nvid) for i in range(int(eps_direct / 2 * args.seconds))]
-            asyncio.run(produce(boot, t.user_events, half, rate=eps_direct / 2))
-            wait_until(lambda: w.metrics().get("enf_portrait_events_applied_total", 0)
-                       >= n + len(half), timeout_s=120, what="half-load drained", worker=w)
-            out["portrait_direct_half_load"] = {
-                "rate_eps": round(eps_direct / 2),
-                **w.status().get("latency_ms", {}).get("portraits", {})}
-        finally:
-            w.stop()
+        def portrait_single(prefix: str, engine: str) -> None:
+            """Drain a pre-filled topic of single-event messages, then measure
+            latency (Kafka timestamp → Redis write done) at half that rate."""
+            t = TopicNames(prefix)
+            w = worker_for(prefix, ENF_PORTRAIT_ENGINE=engine)
+            try:
+                asyncio.run(produce(boot, t.videos, [video(i) for i in range(nvid)]))
+                asyncio.run(produce(boot, t.user_events, singles))
+                eps = drain_rate(w, "enf_portrait_events_applied_total", n, 600) or 1000.0
+                out[f"portrait_single_{engine}_eps"] = round(eps)
+                w.reset_latency()
+                half = [watch(n + i, users, nvid) for i in range(int(eps / 2 * args.seconds))]
+                asyncio.run(produce(boot, t.user_events, half, rate=eps / 2))
+                wait_until(lambda: w.metrics().get("enf_portrait_events_applied_total", 0)
+                           >= n + len(half), timeout_s=120, what="half-load drained", worker=w)
+                out[f"portrait_{engine}_half_load"] = {
+                    "rate_eps": round(eps / 2),
+                    **w.status().get("latency_ms", {}).get("portraits", {})}
+            finally:
+                w.stop()
 
-        # Portrait path, single-event messages, Faust agent: drain a pre-filled topic.
-        t = TopicNames("b1")
-        w = worker_for("b1")
-        try:
-            asyncio.run(produce(boot, t.videos, [video(i) for i in range(nvid)]))
-            asyncio.run(produce(boot, t.user_events, singles))
-            eps = drain_rate(w, "enf_portrait_events_applied_total", n, 600) or 1000.0
-            out["portrait_single_eps"] = round(eps)
-            # Half load: latency from Kafka timestamp to Redis write done.
-            w.reset_latency()
-            half = [watch(n + i, users, nvid) for i in range(int(eps / 2 * args.seconds))]
-            asyncio.run(produce(boot, t.user_events, half, rate=eps / 2))
-            wait_until(lambda: w.metrics().get("enf_portrait_events_applied_total", 0)
-                       >= n + len(half), timeout_s=120, what="half-load drained", worker=w)
-            out["portrait_half_load"] = {"rate_eps": round(eps / 2),
-                                         **w.status().get("latency_ms", {}).get("portraits", {})}
-        finally:
-            w.stop()
+        portrait_single("b0", "direct")
+        portrait_single("b1", "faust")
 
         # Portrait path, pages of 100 events per message.
         t = TopicNames("b2")
