@@ -79,7 +79,7 @@ class WorkerConfig:
     # per-message cost caps its agents at a few thousand messages/s per process).
     portrait_engine: str = "faust"
     batch_max: int = 1000  # stream.take batch size
-    batch_within_s: float = 0.05  # stream.take max wait
+    batch_within_s: float = 0.01  # stream.take max wait: also the floor of the latency
     redis_retry_max_s: float = 30.0  # back-off cap while Redis is unavailable
     redis_timeout_s: float = 10.0  # a Redis reply slower than this is a failure (retried)
     applied_ids_per_user: int = 2000  # event ids kept per user for redelivery checks
