@@ -33,15 +33,16 @@ def build_default_model(out_dir: str | Path = DEFAULT_MODEL_DIR, *,
     """Train on a synthetic sample, test on a fresh one, export; returns the manifest."""
     sc = synthetic or SyntheticConfig()
     s = synthetic_sample(sc)
-    data = ScorerData(s.portraits, s.videos, s.negative, s.reason)
+    data = ScorerData(s.portraits, s.videos, s.negative, s.reason, dislike=s.dislike)
     model, val = train_scorer(data, train)
     t = synthetic_sample(SyntheticConfig(**{**asdict(sc), "n": 20_000, "seed": sc.seed + 1}))
-    test = evaluate_scorer(model, ScorerData(t.portraits, t.videos, t.negative, t.reason),
-                           val["threshold"])
+    test = evaluate_scorer(model, ScorerData(t.portraits, t.videos, t.negative, t.reason,
+                                             dislike=t.dislike), val["threshold"])
     metrics = {"data": "models.synthetic", "val": val,
                "test": {k: round(v, 5) for k, v in test.items()}}
     return export_scorer(model, out_dir, name="enf-scorer-default", metrics=metrics,
-                         training_data_hash=data_hash(s.portraits, s.videos, s.negative, s.reason),
+                         training_data_hash=data_hash(s.portraits, s.videos, s.negative, s.reason,
+                                                      s.dislike),
                          versioned=versioned,
                          extra={"threshold": val["threshold"],
                                 "training": {"synthetic": asdict(sc),

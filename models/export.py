@@ -39,7 +39,9 @@ SCORER_OUTPUTS = [
     {"name": "p_negative", "shape": ["batch"], "dtype": "float32"},
     {"name": "reason_probs", "shape": ["batch", len(REASONS)], "dtype": "float32",
      "order": [r.value for r in REASONS]},
+    {"name": "p_dislike", "shape": ["batch"], "dtype": "float32"},
 ]
+OUTPUT_NAMES = ["p_negative", "reason_probs", "p_dislike"]
 INDEXED_INPUTS = [
     {"name": "portrait", "shape": ["users", PORTRAIT_DIM], "dtype": "float32"},
     {"name": "portrait_index", "shape": ["batch"], "dtype": "int64"},
@@ -62,7 +64,7 @@ def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path,
             inputs: list[str], dynamic: dict[str, dict[int, str]]) -> None:
     tmp = path.with_suffix(".onnx.tmp")
     torch.onnx.export(module, args, str(tmp), dynamo=False, opset_version=OPSET,
-                      input_names=inputs, output_names=["p_negative", "reason_probs"],
+                      input_names=inputs, output_names=OUTPUT_NAMES,
                       dynamic_axes=dynamic, do_constant_folding=True)
     tmp.replace(path)
 
@@ -75,11 +77,11 @@ def onnx_parity(model: ScorerNet, onnx_path: str | Path, *, n: int = 512, seed: 
     p = rng.random((n, PORTRAIT_DIM), dtype=np.float32)
     v = rng.random((n, VIDEO_DIM), dtype=np.float32)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    op, orr = sess.run(None, {"portrait": p, "video": v})
+    got = sess.run(None, {"portrait": p, "video": v})
     model.eval()
     with torch.no_grad():
-        tp, tr = model(torch.from_numpy(p), torch.from_numpy(v))
-    return float(max(np.abs(op - tp.numpy()).max(), np.abs(orr - tr.numpy()).max()))
+        ref = model(torch.from_numpy(p), torch.from_numpy(v))
+    return float(max(np.abs(g - t.numpy()).max() for g, t in zip(got, ref, strict=True)))
 
 
 def _new_version(model: ScorerNet) -> str:
@@ -89,8 +91,13 @@ def _new_version(model: ScorerNet) -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{h.hexdigest()[:8]}"
 
 
+VERSIONED_PREFIXES = ("scorer", "scorer_indexed", "video_head", "portrait_step")
+
+
 def _prune(model_dir: Path, keep: set[str]) -> None:
-    stamped = sorted((f for f in model_dir.glob("scorer*-*.*") if f.name not in keep),
+    stamped = sorted((f for f in model_dir.glob("*-*.*") if f.name not in keep
+                      and f.name.split("-", 1)[0] in VERSIONED_PREFIXES
+                      and f.suffix in (".onnx", ".pt")),
                      key=lambda f: f.stat().st_mtime)
     versions: dict[str, list[Path]] = {}
     for f in stamped:
@@ -102,11 +109,14 @@ def _prune(model_dir: Path, keep: set[str]) -> None:
 
 def export_scorer(model: ScorerNet, model_dir: str | Path, *, name: str = "enf-scorer",
                   metrics: dict[str, Any] | None = None, training_data_hash: str = "",
-                  versioned: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                  versioned: bool = True, extra: dict[str, Any] | None = None,
+                  extra_files: dict[str, str] | None = None) -> dict[str, Any]:
     """Export ``model`` into ``model_dir`` and publish it; returns the manifest.
 
     ``versioned=False`` writes plain ``scorer.onnx`` names (the small default
     model committed to the repository); trained models use versioned names.
+    ``extra_files`` (role -> file name, already written in ``model_dir``) are
+    listed and checksummed in the same manifest (the students).
     Raises RuntimeError if onnxruntime disagrees with torch by more than 1e-5.
     """
     model_dir = Path(model_dir)
@@ -119,14 +129,14 @@ def export_scorer(model: ScorerNet, model_dir: str | Path, *, name: str = "enf-s
     p, v = torch.zeros(2, PORTRAIT_DIM), torch.zeros(2, VIDEO_DIM)
     t0 = time.perf_counter()
     _export(model, (p, v), model_dir / files["scorer"], ["portrait", "video"],
-            {"portrait": {0: "batch"}, "video": {0: "batch"}, "p_negative": {0: "batch"},
-             "reason_probs": {0: "batch"}})
+            {"portrait": {0: "batch"}, "video": {0: "batch"},
+             **{o: {0: "batch"} for o in OUTPUT_NAMES}})
     idx = torch.zeros(2, dtype=torch.int64)
     _export(IndexedScorer(model), (p, idx, v, idx), model_dir / files["scorer_indexed"],
             ["portrait", "portrait_index", "video_table", "video_index"],
             {"portrait": {0: "users"}, "portrait_index": {0: "batch"},
              "video_table": {0: "videos"}, "video_index": {0: "batch"},
-             "p_negative": {0: "batch"}, "reason_probs": {0: "batch"}})
+             **{o: {0: "batch"} for o in OUTPUT_NAMES}})
     torch.save(model.state_dict(), model_dir / files["torch"])
     diff = onnx_parity(model, model_dir / files["scorer"])
     if diff > PARITY_ATOL:
@@ -143,7 +153,7 @@ def export_scorer(model: ScorerNet, model_dir: str | Path, *, name: str = "enf-s
         "training_data_hash": training_data_hash,
         "metrics": metrics or {},
         "files": {role: {"path": f, "sha256": file_sha256(model_dir / f)}
-                  for role, f in files.items()},
+                  for role, f in {**files, **(extra_files or {})}.items()},
         "scorer_config": model.config.to_dict(),
         "parity_max_abs_diff": diff,
         "export_seconds": round(time.perf_counter() - t0, 3),

@@ -157,17 +157,18 @@ class ScorerRuntime:
                 raise ModelError(f"onnxruntime cannot load {file}: {exc}") from exc
         names = [i.name for i in sessions["scorer"].get_inputs()]
         outs = [o.name for o in sessions["scorer"].get_outputs()]
-        if names != ["portrait", "video"] or outs != ["p_negative", "reason_probs"]:
+        if names != ["portrait", "video"] or outs[:2] != ["p_negative", "reason_probs"]:
             raise ModelError(f"model {manifest['version']}: expected inputs [portrait, video] "
-                             f"and outputs [p_negative, reason_probs], got {names} -> {outs}")
+                             f"and outputs [p_negative, reason_probs, ...], got {names} -> {outs}")
         loaded = _Loaded(manifest, sessions["scorer"], sessions.get("scorer_indexed"), signature)
         self._smoke_test(loaded)
         return loaded
 
     @staticmethod
     def _smoke_test(loaded: _Loaded) -> None:
-        p, r = loaded.session.run(None, {"portrait": np.full((2, PORTRAIT_DIM), 0.5, np.float32),
-                                         "video": np.full((2, VIDEO_DIM), 0.1, np.float32)})
+        p, r, *_ = loaded.session.run(
+            None, {"portrait": np.full((2, PORTRAIT_DIM), 0.5, np.float32),
+                   "video": np.full((2, VIDEO_DIM), 0.1, np.float32)})
         if p.shape != (2,) or r.shape != (2, _N_R) or not np.isfinite(p).all():
             raise ModelError(f"model {loaded.manifest['version']}: smoke test gave shapes "
                              f"{p.shape}, {r.shape}")
@@ -209,21 +210,24 @@ class ScorerRuntime:
 
     # ------------------------------------------------------------------ scoring
 
-    def _run(self, session: ort.InferenceSession, feeds: dict[str, Any]
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def _run_all(self, session: ort.InferenceSession, feeds: dict[str, Any],
+                 outputs: list[str] | None = None) -> list[np.ndarray]:
         if not self.on_gpu:
-            p, r = session.run(None, feeds)
-            return p, r
+            return list(session.run(outputs, feeds))
         binding = session.io_binding()
         for name, value in feeds.items():
             if isinstance(value, ort.OrtValue):
                 binding.bind_ortvalue_input(name, value)
             else:
                 binding.bind_cpu_input(name, value)
-        binding.bind_output("p_negative", "cuda")
-        binding.bind_output("reason_probs", "cuda")
+        for name in outputs or [o.name for o in session.get_outputs()]:
+            binding.bind_output(name, "cuda")
         session.run_with_iobinding(binding)
-        p, r = binding.copy_outputs_to_cpu()
+        return list(binding.copy_outputs_to_cpu())
+
+    def _run(self, session: ort.InferenceSession, feeds: dict[str, Any]
+             ) -> tuple[np.ndarray, np.ndarray]:
+        p, r = self._run_all(session, feeds, ["p_negative", "reason_probs"])
         return p, r
 
     @staticmethod
@@ -249,6 +253,19 @@ class ScorerRuntime:
                                      "video": videos[i:i + MAX_BATCH]})
                  for i in range(0, n, MAX_BATCH)]
         return np.concatenate([p for p, _ in parts]), np.concatenate([r for _, r in parts])
+
+    def score_outputs(self, portraits: np.ndarray, videos: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of the model by name (``p_dislike`` too, when the model has it)."""
+        portraits = self._check("portraits", portraits, PORTRAIT_DIM)
+        videos = self._check("videos", videos, VIDEO_DIM)
+        if len(portraits) != len(videos):
+            raise ValueError(f"{len(portraits)} portraits for {len(videos)} videos")
+        session = self._state.session
+        names = [o.name for o in session.get_outputs()]
+        parts = [self._run_all(session, {"portrait": portraits[i:i + MAX_BATCH],
+                                         "video": videos[i:i + MAX_BATCH]})
+                 for i in range(0, max(len(portraits), 1), MAX_BATCH)]
+        return {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)}
 
     def score_user(self, portrait: np.ndarray, videos: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:

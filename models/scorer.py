@@ -10,10 +10,14 @@ deployment only ships raw vectors (and a GPU one keeps videos on the device):
 - (1 − tolerance) ⊙ the video's reason prior;
 - quick-swipe rate × (1 − plot appeal) ("plot appeal").
 
-A linear "wide" path on the crosses keeps the model calibrated and explainable
-when data is small; a two-layer MLP adds the interactions. The reason head adds
-a learned per-reason weight on the pooled crosses, so the reason follows the
-element that triggered it even far from the training distribution.
+The inputs and crosses are standardised inside the graph (mean and std of the
+training data, stored as buffers), so callers send raw vectors. A linear "wide"
+path keeps the model calibrated when data is small; a two-layer MLP adds the
+interactions. Three heads: ``p_negative`` (a quick swipe or a dislike: what the
+stream suppresses), ``reason_probs`` (with a learned per-reason weight on the
+pooled crosses, so the reason follows the element that triggered it even far
+from the training data) and ``p_dislike`` (an explicit dislike, rarer and
+driven by other things than a quick swipe; the explicit-feedback task).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def element_reason_matrix() -> torch.Tensor:
 
 
 class ScorerNet(nn.Module):
-    """portrait [B, 34], video [B, 33] -> (p_negative [B], reason_probs [B, 4])."""
+    """portrait [B, 34], video [B, 33] -> (p_negative [B], reason_probs [B, 4], p_dislike [B])."""
 
     def __init__(self, config: ScorerConfig | None = None) -> None:
         super().__init__()
@@ -62,7 +66,11 @@ class ScorerNet(nn.Module):
         self.register_buffer("element_reason", element_reason_matrix())
         self.register_buffer("boring_onehot", torch.eye(_N_R)[_BORING])
         in_dim = PORTRAIT_DIM + VIDEO_DIM + CROSS_DIM
-        self.wide = nn.Linear(CROSS_DIM, 1)
+        self.register_buffer("in_mean", torch.zeros(in_dim))
+        self.register_buffer("in_std", torch.ones(in_dim))
+        self.wide = nn.Linear(in_dim, 1)
+        self.wide_dislike = nn.Linear(in_dim, 1)
+        self.dislike_head = nn.Linear(h, 1)
         self.deep = nn.Sequential(nn.Linear(in_dim, h), nn.ReLU(), nn.Dropout(self.config.dropout),
                                   nn.Linear(h, h), nn.ReLU())
         self.neg_head = nn.Linear(h, 1)
@@ -86,22 +94,31 @@ class ScorerNet(nn.Module):
         return torch.cat([interest, interest.sum(1, keepdim=True), exposure, per_reason,
                           intolerance, impatience], dim=1)
 
+    def set_normalization(self, portraits: torch.Tensor, videos: torch.Tensor) -> None:
+        """Store the training inputs' mean and std (call once before training)."""
+        with torch.no_grad():
+            z = torch.cat([portraits, videos, self.crosses(portraits, videos)], dim=1)
+            self.in_mean.copy_(z.mean(0))  # type: ignore[operator]
+            self.in_std.copy_(z.std(0) + 1e-3)  # type: ignore[operator]
+
     def logits(self, portrait: torch.Tensor, video: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = self.crosses(portrait, video)
-        hidden = self.deep(torch.cat([portrait, video, x], dim=1))
-        neg = (self.wide(x) + self.neg_head(hidden)).squeeze(-1)
+        z = (torch.cat([portrait, video, x], dim=1) - self.in_mean) / self.in_std  # type: ignore[operator]
+        hidden = self.deep(z)
+        neg = (self.wide(z) + self.neg_head(hidden)).squeeze(-1)
+        dislike = (self.wide_dislike(z) + self.dislike_head(hidden)).squeeze(-1)
         o = _N_T + 1 + _N_E
         pooled = x[:, o:o + _N_R] + x[:, o + _N_R:o + 2 * _N_R]
         # boring has no element of its own besides slow_plot: add the impatience cross.
         boring = x[:, -1:] * self.boring_onehot  # type: ignore[operator]
         reason = self.reason_head(hidden) + self.reason_cross * (pooled + boring)
-        return neg, reason
+        return neg, reason, dislike
 
     def forward(self, portrait: torch.Tensor, video: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        neg, reason = self.logits(portrait, video)
-        return torch.sigmoid(neg), torch.softmax(reason, dim=-1)
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        neg, reason, dislike = self.logits(portrait, video)
+        return torch.sigmoid(neg), torch.softmax(reason, dim=-1), torch.sigmoid(dislike)
 
 
 class IndexedScorer(nn.Module):
@@ -117,6 +134,6 @@ class IndexedScorer(nn.Module):
 
     def forward(self, portrait: torch.Tensor, portrait_index: torch.Tensor,
                 video_table: torch.Tensor, video_index: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.scorer(portrait[portrait_index], video_table[video_index])
 

@@ -43,6 +43,7 @@ class SyntheticConfig:
     w_interest: float = 4.0  # per unit of interest match above / below 0.5
     noise: float = 0.6  # logistic noise scale: keeps the task from being trivial
     element_rate: float = 0.12  # chance that a video carries a given element
+    dislike_cut: float = 3.0  # strongest reason contribution (+ noise) that makes a dislike
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class SyntheticSample:
     videos: np.ndarray  # [n, VIDEO_DIM] float32
     negative: np.ndarray  # [n] int64 0/1
     reason: np.ndarray  # [n] int64 index into REASONS, -1 for positives
+    dislike: np.ndarray  # [n] int64 0/1: a negative strong enough to be disliked (~7 %)
 
 
 def _portraits(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -109,4 +111,7 @@ def synthetic_sample(config: SyntheticConfig | None = None) -> SyntheticSample:
     negative = (logit > 0).astype(np.int64)
     noisy = contrib + rng.gumbel(0.0, 0.15, contrib.shape)
     reason = np.where(negative == 1, noisy.argmax(1), -1).astype(np.int64)
-    return SyntheticSample(p, v, negative, reason)
+    # A dislike takes one reason that is strong on its own, not just a bad match.
+    strongest = contrib.max(1) + rng.logistic(0.0, c.noise, c.n)
+    dislike = ((negative == 1) & (strongest > c.dislike_cut)).astype(np.int64)
+    return SyntheticSample(p, v, negative, reason, dislike)

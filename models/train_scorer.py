@@ -20,7 +20,8 @@ from torch import nn
 from models.metrics import best_f1_threshold, binary_metrics, class_accuracy
 from models.scorer import ScorerConfig, ScorerNet
 
-__all__ = ["ScorerData", "TrainConfig", "evaluate_scorer", "predict", "train_scorer"]
+__all__ = ["ScorerData", "TrainConfig", "evaluate_scorer", "predict", "predict_all",
+           "train_scorer"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     reason_weight: float = 1.0  # weight of the reason loss beside the binary one
-    pos_weight: float = 1.0  # >1 when negatives are rare (explicit dislikes: ~0.3%)
+    pos_weight: float = 1.0  # >1 when negatives are rare
+    dislike_weight: float = 1.0  # weight of the dislike head's loss (when labels exist)
+    dislike_pos_weight: float = 10.0  # dislikes are ~0.3 % of rows: up-weight them
     val_fraction: float = 0.1
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
@@ -49,37 +52,52 @@ class ScorerData:
     negative: np.ndarray  # [n] 0/1 or a probability
     reason: np.ndarray  # [n] int64 index into REASONS, -1 when unknown
     weight: np.ndarray | None = None  # [n] per-row loss weight
+    dislike: np.ndarray | None = None  # [n] 0/1 explicit dislike; None trains no dislike head
 
     def __len__(self) -> int:
         return len(self.negative)
 
     def subset(self, idx: np.ndarray) -> ScorerData:
         return ScorerData(self.portraits[idx], self.videos[idx], self.negative[idx],
-                          self.reason[idx], None if self.weight is None else self.weight[idx])
+                          self.reason[idx], None if self.weight is None else self.weight[idx],
+                          None if self.dislike is None else self.dislike[idx])
 
 
 @torch.no_grad()
+def predict_all(model: ScorerNet, portraits: np.ndarray, videos: np.ndarray,
+                batch: int = 65_536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p_negative [n], reason_probs [n, 4], p_dislike [n]) in torch."""
+    model.eval()
+    outs: list[list[np.ndarray]] = [[], [], []]
+    for i in range(0, len(portraits), batch):
+        res = model(torch.from_numpy(np.ascontiguousarray(portraits[i:i + batch], np.float32)),
+                    torch.from_numpy(np.ascontiguousarray(videos[i:i + batch], np.float32)))
+        for o, t in zip(outs, res, strict=True):
+            o.append(t.numpy())
+    if not outs[0]:
+        return np.zeros(0, np.float32), np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    p, r, d = (np.concatenate(o) for o in outs)
+    return p, r, d
+
+
 def predict(model: ScorerNet, portraits: np.ndarray, videos: np.ndarray,
             batch: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
-    model.eval()
-    outs_p, outs_r = [], []
-    for i in range(0, len(portraits), batch):
-        p, r = model(torch.from_numpy(np.ascontiguousarray(portraits[i:i + batch], np.float32)),
-                     torch.from_numpy(np.ascontiguousarray(videos[i:i + batch], np.float32)))
-        outs_p.append(p.numpy())
-        outs_r.append(r.numpy())
-    if not outs_p:
-        return np.zeros(0, np.float32), np.zeros((0, 4), np.float32)
-    return np.concatenate(outs_p), np.concatenate(outs_r)
+    """(p_negative, reason_probs): the runtime's ``score`` in torch."""
+    p, r, _ = predict_all(model, portraits, videos, batch)
+    return p, r
 
 
 def evaluate_scorer(model: ScorerNet, data: ScorerData, threshold: float = 0.5
                     ) -> dict[str, float]:
-    p, r = predict(model, data.portraits, data.videos)
+    p, r, d = predict_all(model, data.portraits, data.videos)
     y = (data.negative >= 0.5).astype(np.int64)
     out = binary_metrics(y, p, threshold)
     out["class_acc"] = class_accuracy(np.where(y == 1, data.reason, -1), r.argmax(1))
     out["threshold"] = threshold
+    if data.dislike is not None:
+        from models.metrics import auc
+
+        out["dislike_auc"] = auc(np.asarray(data.dislike) > 0, d)
     return out
 
 
@@ -101,6 +119,8 @@ def train_scorer(data: ScorerData, config: TrainConfig | None = None,
         n_val = max(1, int(len(data) * c.val_fraction))
         val, data = data.subset(idx[:n_val]), data.subset(idx[n_val:])
     model = ScorerNet(scorer_config)
+    model.set_normalization(torch.from_numpy(np.ascontiguousarray(data.portraits, np.float32)),
+                            torch.from_numpy(np.ascontiguousarray(data.videos, np.float32)))
     opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     steps = max(1, c.epochs * ((len(data) + c.batch_size - 1) // c.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, total_steps=steps)
@@ -112,6 +132,8 @@ def train_scorer(data: ScorerData, config: TrainConfig | None = None,
     R = torch.from_numpy(np.asarray(data.reason, np.int64))
     W = torch.from_numpy(np.asarray(data.weight if data.weight is not None
                                     else np.ones(len(data)), np.float32))
+    D = None if data.dislike is None else torch.from_numpy(np.asarray(data.dislike, np.float32))
+    bce_d = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(c.dislike_pos_weight))
     t0 = time.perf_counter()
     for epoch in range(c.epochs):
         model.train()
@@ -119,8 +141,10 @@ def train_scorer(data: ScorerData, config: TrainConfig | None = None,
         total = 0.0
         for i in range(0, len(perm), c.batch_size):
             b = perm[i:i + c.batch_size]
-            neg, reason = model.logits(P[b], V[b])
+            neg, reason, dislike = model.logits(P[b], V[b])
             loss = (bce(neg, Y[b]) * W[b]).mean()
+            if D is not None:
+                loss = loss + c.dislike_weight * bce_d(dislike, D[b])
             known = R[b] >= 0
             if known.any():
                 rl = ce(reason[known], R[b][known]) * W[b][known]

@@ -124,6 +124,7 @@ class TitleReader:
     def __post_init__(self) -> None:
         self._protos: np.ndarray | None = None
         self._topics: np.ndarray | None = None
+        self._words: dict[str, np.ndarray] = {}
         if self.encoder is not None:
             self._protos = self.encoder.encode([ELEMENT_PROTOTYPES[e] for e in ELEMENTS])
             self._topics = self.encoder.encode([TOPIC_PROTOTYPES[t] for t in TOPICS])
@@ -132,7 +133,22 @@ class TitleReader:
     def source(self) -> str:
         return self.encoder.name if self.encoder is not None else "keywords"
 
-    def read(self, title: str, tags: tuple[str, ...] = ()) -> TitleCues:
+    def read_many(self, titles: list[str], tags: list[tuple[str, ...]] | None = None,
+                  *, batch: int = 256) -> list[TitleCues]:
+        """``read`` for many titles, encoding them in batches (dataset builds)."""
+        tags = tags or [()] * len(titles)
+        texts = [t.strip() or " ".join(g) for t, g in zip(titles, tags, strict=True)]
+        emb: dict[str, np.ndarray] = {}
+        if self.encoder is not None:
+            unique = list(dict.fromkeys(x for x in texts if x))
+            for i in range(0, len(unique), batch):
+                chunk = unique[i:i + batch]
+                emb.update(zip(chunk, self.encoder.encode(chunk), strict=True))
+        return [self.read(t, tuple(g), embedding=emb.get(x))
+                for t, g, x in zip(titles, tags, texts, strict=True)]
+
+    def read(self, title: str, tags: tuple[str, ...] = (), *,
+             embedding: np.ndarray | None = None) -> TitleCues:
         c = self.config
         text = " ".join([title, *tags]).strip()
         scores = np.zeros(_N_E, np.float32)
@@ -146,9 +162,13 @@ class TitleReader:
         if topic_words:
             counts = np.array([len(topic_words.get(t, ())) for t in TOPICS], np.float32)
             topic_dist = counts / counts.sum()
-        if self.encoder is not None and self._protos is not None and text:
+        # The sentence encoder reads the title (tags only when there is no title):
+        # tags are keywords already, and titles repeat far more than title+tags do.
+        semantic_text = title.strip() or " ".join(tags)
+        if self.encoder is not None and self._protos is not None and semantic_text:
             floor, span, temp = SEMANTIC_SCALE.get(self.encoder.name, SEMANTIC_SCALE["minilm"])
-            emb = self.encoder.encode([text])[0]
+            emb = (embedding if embedding is not None
+                   else self.encoder.encode([semantic_text])[0])
             sims = self._protos @ emb
             margin = sims - np.median(sims)
             semantic = np.clip((margin - floor) / span, 0.0, 1.0) * c.semantic_weight
@@ -176,7 +196,12 @@ class TitleReader:
         tokens = list(dict.fromkeys(w for w in tokens if len(w) > 2))
         if not tokens:
             return ()
-        sims = self.encoder.encode(tokens) @ self._protos[element]
+        missing = [w for w in tokens if w not in self._words]
+        if missing:
+            if len(self._words) > 50_000:  # bounded: titles reuse a small vocabulary
+                self._words.clear()
+            self._words.update(zip(missing, self.encoder.encode(missing), strict=True))
+        sims = np.array([self._words[w] @ self._protos[element] for w in tokens])
         return tuple(tokens[i] for i in np.argsort(-sims)[:k])
 
 

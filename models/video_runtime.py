@@ -81,10 +81,13 @@ class VideoAnalyzer:
             except EncoderUnavailable as exc:
                 self.unavailable["frame_encoder"] = str(exc)
         if title_encoder is None and c.title_encoder != "none":
-            try:
-                title_encoder = load_title_encoder(c.title_encoder, directory, threads=c.threads)
-            except EncoderUnavailable as exc:
-                self.unavailable["title_encoder"] = str(exc)
+            # the configured encoder, then the other one, then keywords only
+            for kind in dict.fromkeys([c.title_encoder, "e5", "minilm"]):
+                try:
+                    title_encoder = load_title_encoder(kind, directory, threads=c.threads)
+                    break
+                except EncoderUnavailable as exc:
+                    self.unavailable[f"title_encoder:{kind}"] = str(exc)
         self.titles = TitleReader(title_encoder, c.vocab)
         self._lock = threading.Lock()
         parts = [self.titles.source]

@@ -25,12 +25,13 @@ def test_onnx_equals_torch_within_1e5(tiny_model_dir: Path) -> None:
     table = rng.random((10, 33), dtype=np.float32)
     pi, vi = np.array([0, 2, 1, 1]), np.array([9, 0, 3, 3])
     sess = ort.InferenceSession(str(tiny_model_dir / m["files"]["scorer_indexed"]["path"]))
-    ip, ir = sess.run(None, {"portrait": p, "portrait_index": pi, "video_table": table,
-                             "video_index": vi})
+    got = sess.run(None, {"portrait": p, "portrait_index": pi, "video_table": table,
+                          "video_index": vi})
     with torch.no_grad():
-        tp, tr = model(torch.from_numpy(p[pi]), torch.from_numpy(table[vi]))
-    np.testing.assert_allclose(ip, tp.numpy(), atol=1e-5)
-    np.testing.assert_allclose(ir, tr.numpy(), atol=1e-5)
+        ref = model(torch.from_numpy(p[pi]), torch.from_numpy(table[vi]))
+    assert len(got) == len(ref) == 3
+    for g, t in zip(got, ref, strict=True):
+        np.testing.assert_allclose(g, t.numpy(), atol=1e-5)
 
 
 def test_manifest_has_the_contract_fields(tiny_model_dir: Path) -> None:
@@ -39,7 +40,7 @@ def test_manifest_has_the_contract_fields(tiny_model_dir: Path) -> None:
                 "outputs", "training_data_hash", "metrics"):
         assert key in m
     assert [i["name"] for i in m["inputs"]] == ["portrait", "video"]
-    assert [o["name"] for o in m["outputs"]] == ["p_negative", "reason_probs"]
+    assert [o["name"] for o in m["outputs"]] == ["p_negative", "reason_probs", "p_dislike"]
     assert m["outputs"][1]["order"] == ["negative_event", "vulgar_or_value_conflict", "boring",
                                          "visual_discomfort"]
     assert m["version"] in m["files"]["scorer"]["path"]
