@@ -59,6 +59,7 @@ class EvalConfig:
     appeal_prior: float = 5.0  # Beta prior strength of an item's like rate (rating data)
     domain_epochs: int = 12
     domain_threads: int = 0
+    rating_datasets: tuple[str, ...] = ("movielens", "steam")  # generalisation sets to run
 
 
 class Predictor(Protocol):
@@ -233,6 +234,9 @@ def evaluate_quick(data_dir: str | Path, model_dir: str | Path | None = None, *,
     baselines: dict[str, dict[str, Any]] = tv["baselines"]
     skipped: dict[str, str] = {}
     for name, path in (("movielens", movielens_path), ("steam", steam_path)):
+        if name not in c.rating_datasets:
+            skipped[name] = "not requested"
+            continue
         kind = "movielens-100k" if name == "movielens" else "steam"
         try:
             d = _rating_dataset(kind, path)

