@@ -13,9 +13,12 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 
 def _rate(fn: Callable[[], object], rows: int, min_s: float = 0.5) -> float:

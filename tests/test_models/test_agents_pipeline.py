@@ -31,7 +31,7 @@ def trained(tiny_dataset: Path, encoders: Path, tmp_path_factory: pytest.TempPat
     out = tmp_path_factory.mktemp("tiny-model")
     manifest = train_agents(tiny_dataset, out, AgentsTrainConfig(
         scorer=TrainConfig(epochs=3, batch_size=512), students=StudentConfig(epochs=2),
-        portrait_step_rows=5000))
+        portrait_step=StudentConfig(epochs=2), portrait_step_rows=5000))
     return out, manifest
 
 
