@@ -14,6 +14,8 @@ rows/s, for fp32 and fp16 and batches 1,024 and 65,536:
 
 Needs torch with CUDA and onnxruntime-gpu (the ``gpu`` extra); ``--ort-wheel``
 installs a staged wheel aside (``pip --target``) when the machine has no index.
+``--cpu-dry-run`` runs the same code on CPU (CPU EP, 5,000 videos, batch 1,024)
+to check the script before spending GPU time on it.
 Writes ``gpu_scorer.json`` to $OUT when set, and prints it last.
 """
 
@@ -65,7 +67,7 @@ def _ort(wheel: str | None):  # type: ignore[no-untyped-def]
 
 
 def _bench_batch(b, dtype, ndt, args, rng, table, s_plain, s_idx, table_dev, outs,  # type: ignore[no-untyped-def]
-                 tmodel, ttable, sync) -> dict[str, object]:
+                 tmodel, ttable, sync, dev) -> dict[str, object]:
     """One batch size: the three paths on identical requests."""
     import torch
 
@@ -88,7 +90,7 @@ def _bench_batch(b, dtype, ndt, args, rng, table, s_plain, s_idx, table_dev, out
         io.bind_cpu_input("video_index", vidx)
         io.bind_ortvalue_input("video_table", table_dev)
         for o in outs:
-            io.bind_output(o, "cuda")
+            io.bind_output(o, dev)
         s_idx.run_with_iobinding(io)
         return None
 
@@ -96,8 +98,8 @@ def _bench_batch(b, dtype, ndt, args, rng, table, s_plain, s_idx, table_dev, out
 
     def torch_cuda() -> object:
         with torch.inference_mode():
-            p = tp.to("cuda", non_blocking=True)
-            i, j = tpi.to("cuda", non_blocking=True), tvi.to("cuda", non_blocking=True)
+            p = tp.to(dev, non_blocking=True)
+            i, j = tpi.to(dev, non_blocking=True), tvi.to(dev, non_blocking=True)
             return tmodel(p[i], ttable[j])
 
     row: dict[str, object] = {"dtype": dtype, "batch": b, "users": users}
@@ -114,7 +116,11 @@ def main() -> None:
     ap.add_argument("--users-per-batch", type=int, default=64)
     ap.add_argument("--batches", default="1024,65536")
     ap.add_argument("--ort-wheel", default=None)
+    ap.add_argument("--cpu-dry-run", action="store_true",
+                    help="check the script on a CPU machine (CPU EP, small sizes, fp32 only)")
     args = ap.parse_args()
+    if args.cpu_dry_run:
+        args.videos, args.batches = min(args.videos, 5000), "1024"
 
     import torch
 
@@ -123,8 +129,10 @@ def main() -> None:
     from models.scorer import IndexedScorer, ScorerConfig, ScorerNet
 
     ort = _ort(args.ort_wheel)
-    assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU"
-    card = torch.cuda.get_device_name(0)
+    dev = "cpu" if args.cpu_dry_run else "cuda"
+    if not args.cpu_dry_run:
+        assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU"
+    card = "cpu (dry run)" if args.cpu_dry_run else torch.cuda.get_device_name(0)
     print("card", card, "ort", ort.__version__, ort.get_available_providers(), flush=True)
     m = read_manifest(args.model)
     net = ScorerNet(ScorerConfig(**m.get("scorer_config", {})))
@@ -135,7 +143,7 @@ def main() -> None:
     table = rng.random((args.videos, VIDEO_DIM), dtype=np.float32)
     work = Path(tempfile.mkdtemp())
     results = []
-    sync = torch.cuda.synchronize
+    sync = (lambda: None) if args.cpu_dry_run else torch.cuda.synchronize
     for dtype in ("fp32", "fp16"):
         tdt = torch.float32 if dtype == "fp32" else torch.float16
         ndt = np.float32 if dtype == "fp32" else np.float16
@@ -158,16 +166,17 @@ def main() -> None:
                               dynamic_axes={"portrait": {0: "u"}, "portrait_index": {0: "b"},
                                             "video_table": {0: "n"}, "video_index": {0: "b"},
                                             **{o: {0: "b"} for o in outs}})
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        providers = (["CPUExecutionProvider"] if args.cpu_dry_run
+                     else ["CUDAExecutionProvider", "CPUExecutionProvider"])
         s_plain = ort.InferenceSession(str(plain), providers=providers)
         s_idx = ort.InferenceSession(str(indexed), providers=providers)
-        assert "CUDAExecutionProvider" in s_plain.get_providers(), s_plain.get_providers()
-        table_dev = ort.OrtValue.ortvalue_from_numpy(table.astype(ndt), "cuda", 0)
-        tmodel = model.to("cuda")
-        ttable = torch.from_numpy(table).to("cuda", tdt)
+        assert providers[0] in s_plain.get_providers(), s_plain.get_providers()
+        table_dev = ort.OrtValue.ortvalue_from_numpy(table.astype(ndt), dev, 0)
+        tmodel = model.to(dev)
+        ttable = torch.from_numpy(table).to(dev, tdt)
         for b in (int(x) for x in args.batches.split(",")):
             row = _bench_batch(b, dtype, ndt, args, rng, table, s_plain, s_idx, table_dev,
-                               outs, tmodel, ttable, sync)
+                               outs, tmodel, ttable, sync, dev)
             results.append(row)
             print(row, flush=True)
     report = {"bench": "gpu_scorer", "card": card, "onnxruntime": ort.__version__,
