@@ -19,8 +19,8 @@ training, evaluation and the baselines all read the same numbers:
 Rating datasets have no watch ratio; the replay reads a rating r as the watch
 ratio (r − 1) / 4, so a 1–2 star rating moves the portrait like a quick swipe.
 
-Results are cached under ``$ENF_CACHE/features`` keyed by the dataset's files
-and the code's ``FEATURES_VERSION``.
+Results are cached under ``$ENF_CACHE/features`` (or ``$ENF_FEATURE_CACHE``)
+keyed by the dataset's files and the code's ``FEATURES_VERSION``.
 """
 
 from __future__ import annotations
@@ -164,8 +164,9 @@ def dataset_features(directory: str | Path, *, title_encoder: str = "minilm",
     from enf_core.data.schema import read_dataset
 
     root = Path(directory).resolve()
-    cache_dir = Path(os.environ.get("ENF_CACHE") or Path.home() / ".cache" / "enf-stream")
-    cache_file = cache_dir / "features" / f"{root.name}-{_dataset_key(root, title_encoder)}.npz"
+    cache_dir = Path(os.environ.get("ENF_FEATURE_CACHE") or Path(
+        os.environ.get("ENF_CACHE") or Path.home() / ".cache" / "enf-stream") / "features")
+    cache_file = cache_dir / f"{root.name}-{_dataset_key(root, title_encoder)}.npz"
     ds = read_dataset(root, validate=False)
     t0 = time.perf_counter()
     if cache and cache_file.is_file():

@@ -196,12 +196,16 @@ class TitleReader:
         tokens = list(dict.fromkeys(w for w in tokens if len(w) > 2))
         if not tokens:
             return ()
-        missing = [w for w in tokens if w not in self._words]
+        # a local view: another analysis thread may clear the shared cache meanwhile
+        vecs = {w: v for w in tokens if (v := self._words.get(w)) is not None}
+        missing = [w for w in tokens if w not in vecs]
         if missing:
+            fresh = dict(zip(missing, self.encoder.encode(missing), strict=True))
             if len(self._words) > 50_000:  # bounded: titles reuse a small vocabulary
                 self._words.clear()
-            self._words.update(zip(missing, self.encoder.encode(missing), strict=True))
-        sims = np.array([self._words[w] @ self._protos[element] for w in tokens])
+            self._words.update(fresh)
+            vecs.update(fresh)
+        sims = np.array([vecs[w] @ self._protos[element] for w in tokens])
         return tuple(tokens[i] for i in np.argsort(-sims)[:k])
 
 

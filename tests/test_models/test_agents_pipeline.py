@@ -14,8 +14,12 @@ from streams.cli import main
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import os
+
     from enf_core.data.simulate import SimulationConfig, simulate
 
+    # keep this session's feature caches out of the user's cache
+    os.environ["ENF_FEATURE_CACHE"] = str(tmp_path_factory.mktemp("feature-cache"))
     out = tmp_path_factory.mktemp("tiny-sim")
     simulate(out, SimulationConfig(users=300, videos=600, seed=5))
     return out

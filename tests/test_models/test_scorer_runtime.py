@@ -37,7 +37,7 @@ def test_default_model_is_committed_trained_and_loads() -> None:
 
 
 def test_worker_import_has_no_torch() -> None:
-    code = ("import sys, models.runtime, enf_core.reason; "
+    code = ("import sys, models.runtime, models.video_runtime, enf_core.reason; "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     import subprocess
 
