@@ -1,5 +1,9 @@
-"""Models: encoders, students, S-GRPO, distillation, ONNX export and the runtime.
+"""Models: encoders, agents, students, ONNX export and the runtime.
 
-Only ``models.runtime`` (onnxruntime + numpy) is needed by the worker; the rest
-imports torch and lives in the ``train`` extra.
+The worker needs only the torch-free modules: ``models.runtime`` (the scorer),
+``models.video_runtime`` (the Video Agent on onnxruntime), and what they import
+(``manifest``, ``encoders``, ``decode``, ``video_core``, ``video_vocab``).
+Training and export (``scorer``, ``students``, ``train_scorer``, ``export``,
+``encoder_export``, ``video_agent``, ``agents_pipeline``, ``default_model``)
+import torch and live in the ``train`` extra. See docs/agents.md.
 """
