@@ -48,7 +48,7 @@ from models.video_runtime import VideoAnalyzer
 __all__ = ["FEATURES_VERSION", "DatasetFeatures", "analyze_videos", "dataset_features"]
 
 log = logging.getLogger(__name__)
-FEATURES_VERSION = 4
+FEATURES_VERSION = 5
 _REASON_INDEX = {r.value: i for i, r in enumerate(REASONS)}
 
 

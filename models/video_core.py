@@ -162,13 +162,21 @@ class TitleReader:
         if topic_words:
             counts = np.array([len(topic_words.get(t, ())) for t in TOPICS], np.float32)
             topic_dist = counts / counts.sum()
-        # The sentence encoder reads the title (tags only when there is no title):
-        # tags are keywords already, and titles repeat far more than title+tags do.
+        # The sentence encoder reads the title and, separately, each tag (genres
+        # such as "Horror" or "Documentary" carry meaning no keyword list has);
+        # the two are averaged. Tags are embedded once each (cached): titles
+        # repeat far more often than title + tags combinations do.
         semantic_text = title.strip() or " ".join(tags)
         if self.encoder is not None and self._protos is not None and semantic_text:
             floor, span, temp = SEMANTIC_SCALE.get(self.encoder.name, SEMANTIC_SCALE["minilm"])
             emb = (embedding if embedding is not None
                    else self.encoder.encode([semantic_text])[0])
+            tag_list = [t for t in tags if t.strip()]
+            if tag_list and title.strip():
+                tag_mean = np.mean(self._phrase_vectors(tag_list), axis=0)
+                emb = emb / max(float(np.linalg.norm(emb)), 1e-6) + tag_mean / max(
+                    float(np.linalg.norm(tag_mean)), 1e-6)
+                emb = emb / max(float(np.linalg.norm(emb)), 1e-6)
             sims = self._protos @ emb
             margin = sims - np.median(sims)
             semantic = np.clip((margin - floor) / span, 0.0, 1.0) * c.semantic_weight
@@ -180,7 +188,7 @@ class TitleReader:
                 scores[e] = semantic[e]
                 name = ELEMENTS[e]
                 if name not in words:
-                    words[name] = self._closest_words(title, e)
+                    words[name] = self._closest_words(title, e, tags)
             assert self._topics is not None
             t_sims = self._topics @ emb
             z = np.exp((t_sims - t_sims.max()) / temp)
@@ -189,23 +197,30 @@ class TitleReader:
                           else 0.5 * semantic_topics + 0.5 * topic_dist)
         return TitleCues(scores, words, topic_dist, self.source)
 
-    def _closest_words(self, title: str, element: int, k: int = 2) -> tuple[str, ...]:
-        """The title words nearest the element's prototype: the evidence to cite."""
-        assert self.encoder is not None and self._protos is not None
-        tokens = [w.strip(".,!?:;|—-()\"'") for w in title.split()]
-        tokens = list(dict.fromkeys(w for w in tokens if len(w) > 2))
-        if not tokens:
-            return ()
+    def _phrase_vectors(self, phrases: list[str]) -> list[np.ndarray]:
+        """Embeddings of short phrases (title words, tags), cached across calls."""
+        assert self.encoder is not None
         # a local view: another analysis thread may clear the shared cache meanwhile
-        vecs = {w: v for w in tokens if (v := self._words.get(w)) is not None}
-        missing = [w for w in tokens if w not in vecs]
+        vecs = {w: v for w in phrases if (v := self._words.get(w)) is not None}
+        missing = list(dict.fromkeys(w for w in phrases if w not in vecs))
         if missing:
             fresh = dict(zip(missing, self.encoder.encode(missing), strict=True))
             if len(self._words) > 50_000:  # bounded: titles reuse a small vocabulary
                 self._words.clear()
             self._words.update(fresh)
             vecs.update(fresh)
-        sims = np.array([vecs[w] @ self._protos[element] for w in tokens])
+        return [vecs[w] for w in phrases]
+
+    def _closest_words(self, title: str, element: int, tags: tuple[str, ...] = (),
+                       k: int = 2) -> tuple[str, ...]:
+        """The title words (or tags) nearest the element's prototype: the evidence to cite."""
+        assert self.encoder is not None and self._protos is not None
+        tokens = [w.strip(".,!?:;|—-()\"'") for w in title.split()]
+        tokens = list(dict.fromkeys([*(w for w in tokens if len(w) > 2),
+                                     *(t for t in tags if t.strip())]))
+        if not tokens:
+            return ()
+        sims = np.array([v @ self._protos[element] for v in self._phrase_vectors(tokens)])
         return tuple(tokens[i] for i in np.argsort(-sims)[:k])
 
 
