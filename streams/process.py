@@ -37,9 +37,14 @@ class WorkerProcess:
                     "ENF_PARTITIONS": str(partitions), "ENF_METRICS_WINDOW_S": "1",
                     "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log = open(log_path, "ab")
+        # Its own session (a clean group kill), but it dies with us: a benchmark or
+        # demo that is itself killed must not leave a worker consuming behind it.
+        from streams.services import _die_with_parent_preexec
+
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
                                      cwd=ROOT, env=full_env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent_preexec())
 
     def _get(self, path: str) -> bytes | None:
         try:
