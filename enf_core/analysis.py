@@ -63,7 +63,8 @@ class VideoAnalysis:
         if len(self.topics) != len(TOPICS):
             raise ValueError(f"topics must have {len(TOPICS)} entries, got {len(self.topics)}")
         if len(self.elements) != len(ELEMENTS):
-            raise ValueError(f"elements must have {len(ELEMENTS)} entries, got {len(self.elements)}")
+            raise ValueError(f"elements must have {len(ELEMENTS)} entries, "
+                             f"got {len(self.elements)}")
         if len(self.reasons) != len(REASONS):
             raise ValueError(f"reasons must have {len(REASONS)} entries, got {len(self.reasons)}")
 

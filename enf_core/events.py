@@ -27,6 +27,7 @@ __all__ = [
     "EventError",
     "FeedbackEvent",
     "ImpressionEvent",
+    "UserProfileEvent",
     "VideoEvent",
     "WatchEvent",
     "decode_events",
@@ -196,7 +197,23 @@ class CandidatesEvent:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-Event = ImpressionEvent | WatchEvent | FeedbackEvent | VideoEvent | CandidatesEvent
+@dataclass(frozen=True, slots=True)
+class UserProfileEvent:
+    """What the feed knows of a user up front (the paper's user info): it seeds
+    the portrait's demographics and raises the declared interest topics."""
+
+    event_id: str
+    user_id: str
+    ts: int
+    age: int | None = None
+    gender: str = ""
+    occupation: str = ""
+    interest_tags: tuple[str, ...] = ()
+    type: str = "user"
+
+
+Event = (ImpressionEvent | WatchEvent | FeedbackEvent | VideoEvent | CandidatesEvent
+         | UserProfileEvent)
 
 
 def _frames(obj: dict[str, Any]) -> tuple[tuple[float, ...], ...] | None:
@@ -209,7 +226,8 @@ def _frames(obj: dict[str, Any]) -> tuple[tuple[float, ...], ...] | None:
     rows = []
     for row in value:
         if not isinstance(row, list) or not row or len(row) > 4096:
-            raise EventError("each frame must be a non-empty list of numbers", field="frame_features")
+            raise EventError("each frame must be a non-empty list of numbers",
+                             field="frame_features")
         if width is None:
             width = len(row)
         elif len(row) != width:
@@ -267,6 +285,13 @@ def _parse_one(obj: Any) -> list[Event]:
         return [VideoEvent(_id(obj, "event_id"), _id(obj, "video_id"), title,
                            _int(obj, "duration_ms", lo=1), ts, _str_list(obj, "tags", limit=64),
                            uri, _frames(obj))]
+    if kind == "user":
+        age = obj.get("age")
+        if age is not None:
+            age = _int(obj, "age", hi=150)
+        return [UserProfileEvent(_id(obj, "event_id"), _id(obj, "user_id"), ts, age,
+                                 _opt_text(obj, "gender")[:64], _opt_text(obj, "occupation")[:128],
+                                 _str_list(obj, "interest_tags", limit=64))]
     if kind == "candidates":
         ids = _get(obj, "video_ids")
         if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_CANDIDATES:

@@ -14,16 +14,17 @@ stream makes them idempotent by recording applied event ids beside the write.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from enf_core.analysis import VideoAnalysis
-from enf_core.events import Event, FeedbackEvent, ImpressionEvent, WatchEvent
+from enf_core.events import Event, FeedbackEvent, ImpressionEvent, UserProfileEvent, WatchEvent
 from enf_core.taxonomy import ELEMENT_REASON, ELEMENTS, REASONS, TOPICS, Reason, reason_index
 
-__all__ = ["Portrait", "PortraitConfig", "apply_event", "portrait_tags"]
+__all__ = ["Portrait", "PortraitConfig", "apply_event", "apply_profile", "portrait_tags"]
 
 _N_T, _N_E, _N_R = len(TOPICS), len(ELEMENTS), len(REASONS)
 _ELEMENT_REASON_IDX = tuple(reason_index(ELEMENT_REASON[e]) for e in ELEMENTS)
@@ -46,6 +47,7 @@ class PortraitConfig:
     prior_sensitivity: float = 0.15
     prior_tolerance: float = 0.8
     element_floor: float = 0.2  # element scores below this do not move sensitivities
+    declared_interest: float = 0.65  # interest of a topic the user declared as a tag
 
 
 @dataclass(slots=True)
@@ -192,13 +194,38 @@ def apply_event(p: Portrait, event: Event, analysis: VideoAnalysis | None = None
     elif isinstance(event, FeedbackEvent):
         _apply_feedback(p, event, analysis, c)
     elif isinstance(event, ImpressionEvent):
+        # Counted only: an impression says nothing about taste until it is watched.
         p.n_impressions += 1
-        p.dislike_rate = _step(p.dislike_rate, 0.0, c.rate_ema * 0.1)
+    elif isinstance(event, UserProfileEvent):
+        apply_profile(p, age=event.age, gender=event.gender or None,
+                      occupation=event.occupation or None, interest_tags=event.interest_tags,
+                      config=c)
     else:
         return p
     p.n_events += 1
     p.version += 1
     p.last_ts = max(p.last_ts, event.ts)
+    return p
+
+
+_TOPIC_INDEX = {t: i for i, t in enumerate(TOPICS)}
+
+
+def apply_profile(p: Portrait, *, age: int | None = None, gender: str | None = None,
+                  occupation: str | None = None, interest_tags: Sequence[str] = (),
+                  config: PortraitConfig | None = None) -> Portrait:
+    """Seed a portrait with what the feed knows up front: demographics as given,
+    declared interest topics raised to ``declared_interest`` (never lowered)."""
+    c = config or PortraitConfig()
+    p.demographics.update({k: v for k, v in (("age", age), ("gender", gender),
+                                             ("occupation", occupation)) if v is not None})
+    tags = [t for t in interest_tags if t]
+    if tags:
+        p.demographics["interest_tags"] = list(tags)
+    for t in tags:
+        i = _TOPIC_INDEX.get(t)
+        if i is not None:
+            p.interests[i] = max(p.interests[i], c.declared_interest)
     return p
 
 

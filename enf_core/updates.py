@@ -13,13 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from enf_core.analysis import VideoAnalysis
-from enf_core.events import Event, FeedbackEvent, ImpressionEvent, WatchEvent
+from enf_core.events import Event, FeedbackEvent, ImpressionEvent, UserProfileEvent, WatchEvent
 from enf_core.portrait import Portrait, PortraitConfig, apply_event
 from enf_core.taxonomy import REASONS
 
 __all__ = ["PlannedUpdate", "UserState", "group_by_user", "metric_deltas", "plan_updates"]
 
-UserEvent = ImpressionEvent | WatchEvent | FeedbackEvent
+UserEvent = ImpressionEvent | WatchEvent | FeedbackEvent | UserProfileEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ def group_by_user(events: Iterable[Event]) -> dict[str, list[UserEvent]]:
     """User events grouped by user, in arrival order (Kafka keeps per-user order)."""
     out: dict[str, list[UserEvent]] = {}
     for e in events:
-        if isinstance(e, ImpressionEvent | WatchEvent | FeedbackEvent):
+        if isinstance(e, ImpressionEvent | WatchEvent | FeedbackEvent | UserProfileEvent):
             out.setdefault(e.user_id, []).append(e)
     return out
 
@@ -56,6 +56,8 @@ def metric_deltas(event: UserEvent, analysis: VideoAnalysis | None,
     Quick swipes carry no stated reason, so they are attributed to the most
     likely reason of the video (per the Video Agent), when the video is known.
     """
+    if isinstance(event, UserProfileEvent):
+        return {"profiles": 1}
     if isinstance(event, ImpressionEvent):
         return {"events": 1, "impressions": 1}
     if isinstance(event, WatchEvent):
@@ -97,7 +99,7 @@ def plan_updates(
                 plan.skipped_duplicates += 1
                 continue
             seen.add(e.event_id)
-            analysis = analyses.get(e.video_id)
+            analysis = None if isinstance(e, UserProfileEvent) else analyses.get(e.video_id)
             apply_event(portrait, e, analysis, c)
             plan.applied_ids.append(e.event_id)
             plan.metrics.update(metric_deltas(e, analysis, c.quick_swipe_ratio))

@@ -1,11 +1,15 @@
-"""Build the small default scorer committed in ``models/default``.
+"""Build a small scorer from ``models.synthetic`` in seconds (tests, bootstraps).
 
-A fresh clone must score sensibly before anyone trains on a dataset, and the
-worker must not need torch, so a tiny trained model ships with the code. It is
-trained on ``models.synthetic`` (seconds on a laptop) and replaced in production
-by ``enf train agents`` output (``ENF_MODEL_DIR``).
+The scorer committed in ``models/default`` is not this one any more: it is the
+``enf train agents`` output on the default simulation, because a model trained on
+synthetic vectors suppressed no candidate of the simulated feed at its threshold
+(its portraits look nothing like a replayed user's). Rebuild that one with
 
-    python -m models.default_model            # rebuilds models/default
+    enf data simulate --out DIR && enf train agents --data DIR --out models/default
+
+This module stays for a quick model without a dataset:
+
+    python -m models.default_model --out DIR
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def build_default_model(out_dir: str | Path = DEFAULT_MODEL_DIR, *,
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(DEFAULT_MODEL_DIR))
+    ap.add_argument("--out", required=True, help="model dir to write (not models/default)")
     ap.add_argument("--n", type=int, default=SyntheticConfig.n)
     args = ap.parse_args(argv)
     logging.basicConfig(level="INFO")

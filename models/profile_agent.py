@@ -14,7 +14,7 @@ Numpy and pyarrow only; no torch.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ import orjson
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import FeedbackEvent, WatchEvent
 from enf_core.features import PORTRAIT_DIM
-from enf_core.portrait import Portrait, PortraitConfig, apply_event
+from enf_core.portrait import Portrait, PortraitConfig, apply_event, apply_profile
 from enf_core.taxonomy import REASONS, TOPICS
 
 __all__ = [
@@ -51,19 +51,12 @@ class ProfileConfig:
 def initial_portrait(user_id: str, *, age: int | None = None, gender: str | None = None,
                      occupation: str | None = None, interest_tags: Sequence[str] = (),
                      config: ProfileConfig | None = None) -> Portrait:
-    """A new user's portrait: demographics kept as given, declared interests raised."""
+    """A new user's portrait: what a ``user`` event gives the stream's portrait
+    (``enf_core.portrait.apply_profile``), so training sees what the worker sees."""
     c = config or ProfileConfig()
-    p = Portrait.new(user_id, c.portrait)
-    p.demographics = {k: v for k, v in (("age", age), ("gender", gender),
-                                         ("occupation", occupation)) if v is not None}
-    tags = [t for t in interest_tags if t]
-    if tags:
-        p.demographics["interest_tags"] = list(tags)
-    for t in tags:
-        i = _TOPIC_INDEX.get(t)
-        if i is not None:
-            p.interests[i] = max(p.interests[i], c.declared_interest)
-    return p
+    pc = replace(c.portrait, declared_interest=c.declared_interest)
+    return apply_profile(Portrait.new(user_id, pc), age=age, gender=gender,
+                         occupation=occupation, interest_tags=interest_tags, config=pc)
 
 
 @dataclass(frozen=True)

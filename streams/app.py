@@ -269,6 +269,7 @@ class EnfWorker:
                 r = await self._finish("scorer", self.scoring.handle, msgs)
                 metrics.requests.inc(r.requests)
                 metrics.candidates.inc(r.candidates)
+                metrics.unknown_videos.inc(r.unknown_videos)
                 metrics.suppressions.inc(r.suppressions)
                 metrics.explanations.inc(r.explanations)
                 metrics.dead_letters.labels("scorer").inc(r.dead_letters)

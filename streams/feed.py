@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,17 +73,25 @@ async def _send_bad(bootstrap: str, bad: list[bytes], topics: TopicNames, seed: 
 
 
 async def produce_feed(feed: Feed, bad: list[bytes], topics: TopicNames, *, rate: float,
-                       page_size: int, seed: int, progress: dict[str, Any]) -> None:
-    """Replay the feed and, meanwhile, the bad messages at random moments."""
+                       page_size: int, seed: int, progress: dict[str, Any],
+                       catalogue_ready: Callable[[int], Awaitable[None]]) -> None:
+    """The catalogue first (videos are analysed before anyone is shown them, as in
+    a real feed), then the feed, and meanwhile the bad messages at random moments."""
     from streams.replay import ReplayOptions, replay
     from streams.services import bootstrap_servers
 
     options = ReplayOptions(kafka_url=feed.kafka_url, topic_prefix=topics.prefix,
                             rate=rate or None, page_events=page_size, create_topics=False)
-    spread = feed.total / rate if rate else 2.0
+    catalogue = [m for m in feed.messages if m.type == "video"]
+    rest = [m for m in feed.messages if m.type != "video"]
+    await replay(catalogue, replace(options, rate=None, page_events=1))
+    progress["n"] = len(catalogue)
+    await catalogue_ready(len(catalogue))
+    progress["feed_started"] = time.monotonic()
+    spread = (feed.total - len(catalogue)) / rate if rate else 2.0
     bad_task = asyncio.create_task(_send_bad(bootstrap_servers(feed.kafka_url), bad, topics,
                                              seed, spread))
-    summary = await replay(feed.messages, options)
+    summary = await replay(rest, options)
     await bad_task
-    progress["n"] = summary.events + len(bad)
+    progress["n"] = len(catalogue) + summary.events + len(bad)
     progress["replay"] = summary.to_dict()

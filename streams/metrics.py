@@ -29,6 +29,9 @@ class WorkerMetrics:
                               registry=r)
         self.candidates = Counter("enf_candidates_scored_total", "Candidate rows scored",
                                   registry=r)
+        self.unknown_videos = Counter("enf_candidates_unknown_video_total",
+                                      "Candidate rows whose video was not analysed yet "
+                                      "(scored, never suppressed)", registry=r)
         self.requests = Counter("enf_candidate_requests_total", "Candidate requests", registry=r)
         self.suppressions = Counter("enf_suppressions_total", "Suppression records", registry=r)
         self.explanations = Counter("enf_explanations_total", "Explanation records", registry=r)

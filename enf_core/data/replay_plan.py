@@ -173,7 +173,8 @@ def plan_replay(ds: Dataset, config: ReplayConfig = ReplayConfig()) -> ReplayPla
         candidates[int(p)] = [both[i] for i in rng.permutation(len(both))]
 
     messages: list[PlannedMessage] = []
-    counts = {"video": 0, "candidates": 0, "impression": 0, "watch": 0, "feedback": 0}
+    counts = {"user": 0, "video": 0, "candidates": 0, "impression": 0, "watch": 0,
+              "feedback": 0}
     ids = _Ids()
     first_ts = int(ts.min()) if m else 0
 
@@ -200,6 +201,28 @@ def plan_replay(ds: Dataset, config: ReplayConfig = ReplayConfig()) -> ReplayPla
                    "uri": uris[row]}
         messages.append(PlannedMessage("videos", vid, "video", video_ts, payload, (eid,)))
         counts["video"] += 1
+
+    # User records (demographics, declared interests): each replayed user's, on the
+    # user-events topic before any of that user's events, so the worker's portrait
+    # starts where the Profile Agent's offline replay starts.
+    replayed = set(user.tolist())
+    u_ids = ds.users.column("user_id").to_pylist()
+    u_cols = {name: ds.users.column(name).to_pylist()
+              for name in ("age", "gender", "occupation", "interest_tags")
+              if name in ds.users.column_names}
+    for row, uid in enumerate(u_ids):
+        if uid not in replayed:
+            continue
+        eid = ids(f"u:{uid}")
+        payload = {"v": SCHEMA_VERSION, "type": "user", "event_id": eid, "user_id": str(uid),
+                   "ts": video_ts}
+        for name, col in u_cols.items():
+            value = col[row]
+            if value is not None:
+                payload[name] = list(value)[:64] if name == "interest_tags" else value
+        messages.append(PlannedMessage("user-events", str(uid), "user", video_ts, payload,
+                                       (eid,)))
+        counts["user"] += 1
 
     # User events, sorted by (ts, kind, index).
     keys: list[tuple[int, int, int]] = []

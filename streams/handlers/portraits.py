@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from enf_core.analysis import VideoAnalysis
-from enf_core.events import FeedbackEvent, ImpressionEvent, WatchEvent
+from enf_core.events import FeedbackEvent, ImpressionEvent, UserProfileEvent, WatchEvent
 from enf_core.portrait import Portrait, PortraitConfig
 from enf_core.updates import UserState, group_by_user, plan_updates
 from streams.handlers.base import Message, Sink, decode_batch, now_ms, send_dead_letters
@@ -19,7 +19,7 @@ from streams.store import PortraitWrite, RedisStore
 __all__ = ["PortraitHandler", "PortraitResult"]
 
 log = logging.getLogger(__name__)
-_USER_EVENTS = (ImpressionEvent, WatchEvent, FeedbackEvent)
+_USER_EVENTS = (ImpressionEvent, WatchEvent, FeedbackEvent, UserProfileEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,8 @@ class PortraitHandler:
             if not todo:
                 break
             ids = {uid: [e.event_id for e in evs] for uid, evs in todo.items()}
-            analyses = await self._analyses({e.video_id for evs in todo.values() for e in evs})
+            analyses = await self._analyses({e.video_id for evs in todo.values() for e in evs
+                                             if not isinstance(e, UserProfileEvent)})
             raw_states = await self.store.read_for_update(ids, self._portraits)
             states = {uid: UserState(v, p, frozenset(a)) for uid, (v, p, a) in raw_states.items()}
             plans = plan_updates(todo, states, analyses, self.config)

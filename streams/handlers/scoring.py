@@ -49,6 +49,7 @@ class ScoringResult:
     explanations: int
     dead_letters: int
     latencies_ms: tuple[float, ...]
+    unknown_videos: int = 0  # candidate rows whose video had no analysis yet
 
 
 class _VideoCache:
@@ -114,9 +115,13 @@ class ScoringHandler:
         video_ids = list(dict.fromkeys(v for r in requests for v in r.video_ids))
         missing = [v for v in video_ids if self._cache.get(v, now) is None]
         user_raw, video_raw = await self.store.read_for_scoring(users, missing)
+        unknown: set[str] = set()
         for vid, (vec_b, data) in zip(missing, video_raw, strict=True):
             vec = vec_from_bytes(vec_b, VIDEO_DIM)
-            self._cache.put(vid, _NEUTRAL_VIDEO if vec is None else vec, data, now)
+            if vec is None:  # not analysed yet: not cached, so it is read again next time
+                unknown.add(vid)
+            else:
+                self._cache.put(vid, vec, data, now)
 
         user_index = {u: i for i, u in enumerate(users)}
         user_mat = np.empty((len(users), PORTRAIT_DIM), np.float32)
@@ -127,12 +132,16 @@ class ScoringHandler:
         video_mat = np.empty((len(video_ids), VIDEO_DIM), np.float32)
         video_data: list[bytes | None] = []
         for i, vid in enumerate(video_ids):
-            hit = self._cache.get(vid, now)
-            if hit is None:  # evicted within this batch: read back as neutral
+            hit = None if vid in unknown else self._cache.get(vid, now)
+            if hit is None:  # unknown, or evicted within this batch: neutral
                 video_mat[i], data = _NEUTRAL_VIDEO, None
             else:
                 video_mat[i], data = hit
             video_data.append(data)
+        # A video the Video Agent has not analysed is scored but never suppressed:
+        # the feed should not hide what the plugin cannot judge.
+        judged = np.fromiter((vid not in unknown for vid in video_ids), dtype=bool,
+                             count=len(video_ids))
 
         uidx = np.fromiter((user_index[r.user_id] for r in requests for _ in r.video_ids),
                            dtype=np.int64)
@@ -140,7 +149,7 @@ class ScoringHandler:
                            dtype=np.int64)
         p_neg, reason_probs = self.runtime.score(user_mat[uidx], video_mat[vidx])
         top_reason = reason_probs.argmax(axis=1)
-        flagged = np.flatnonzero(p_neg >= self.current_threshold())
+        flagged = np.flatnonzero((p_neg >= self.current_threshold()) & judged[vidx])
 
         ts = now_ms()
         version = self.runtime.version
@@ -190,4 +199,5 @@ class ScoringHandler:
         for fut in pending:
             await fut
         return ScoringResult(len(requests), len(uidx), len(flagged), n_expl,
-                             len(batch.dead), tuple(latencies))
+                             len(batch.dead), tuple(latencies),
+                             int(np.count_nonzero(~judged[vidx])))

@@ -25,6 +25,7 @@ def expected_ids(ds: Dataset) -> list[str]:
     """The ids a replay must produce, computed straight from the tables."""
     rows = ds.interactions.to_pylist()
     ids = [f"v:{v}" for v in ds.videos.column("video_id").to_pylist()]
+    ids += [f"u:{u}" for u in sorted({r["user_id"] for r in rows})]
     pages = Counter(r["request_id"] for r in rows)
     ids += [f"c:{req}" for req in pages]
     ids += [f"i:{req}:{k}" for req, n in pages.items() for k in range(n)]
@@ -43,6 +44,7 @@ def test_plan_is_exactly_the_data(dataset: Dataset) -> None:
     n = dataset.interactions.num_rows
     assert plan.counts["impression"] == plan.counts["watch"] == n
     assert plan.counts["video"] == dataset.videos.num_rows
+    assert plan.counts["user"] == len(set(dataset.interactions.column("user_id").to_pylist()))
     assert plan.counts["feedback"] == sum(dataset.interactions.column("explicit_negative")
                                           .to_pylist())
 
