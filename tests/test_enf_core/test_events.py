@@ -45,6 +45,21 @@ def test_message_may_hold_a_page_of_events() -> None:
     assert [e.event_id for e in decode_events(page)] == ["e1", "e2"]
 
 
+def test_user_record_seeds_declared_interests() -> None:
+    from enf_core.events import UserProfileEvent
+    from enf_core.portrait import Portrait, apply_event
+    from enf_core.taxonomy import TOPICS
+
+    (u,) = decode_events(_raw(type="user", event_id="u:1", user_id="1", ts=0, age=31,
+                              gender="F", interest_tags=["food", "nonsense"]))
+    assert isinstance(u, UserProfileEvent) and u.interest_tags == ("food", "nonsense")
+    p = apply_event(Portrait.new("1"), u)
+    assert p.interests[TOPICS.index("food")] == 0.65
+    assert p.demographics == {"age": 31, "gender": "F", "interest_tags": ["food", "nonsense"]}
+    with pytest.raises(EventError):
+        decode_events(_raw(type="user", event_id="u", user_id="1", ts=0, age=400))
+
+
 def test_feedback_candidates_and_video() -> None:
     (f,) = decode_events(_raw(type="feedback", event_id="f", user_id="u", video_id="v",
                               kind="dislike", reason_category="boring", reason_text="dull", ts=1))
