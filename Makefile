@@ -5,7 +5,7 @@ PY := .venv/bin/python
 EVENTS ?= 20000
 BAD ?= 50
 
-.PHONY: venv kafka demo test test-unit test-integration test-slow lint format typecheck bench check clean
+.PHONY: venv kafka demo test test-unit test-integration test-slow lint format typecheck bench check clean data train eval
 
 venv:
 	@bash scripts/bootstrap.sh >/dev/null
@@ -42,6 +42,18 @@ check: lint typecheck test
 
 bench: venv kafka
 	$(PY) bench/stream_bench.py
+	$(PY) bench/scorer_bench.py
+	$(PY) bench/video_bench.py
+
+# The agents on the default simulation: data (~25 s), training (~5 min), eval (~1 min).
+data: venv
+	$(PY) -m streams.cli data simulate --out data/sim
+
+train: data
+	$(PY) -m streams.cli train agents --data data/sim --out data/model
+
+eval: venv
+	$(PY) -m streams.cli eval quick --data data/sim --model data/model --steam-path ../shared/data/steam --json
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
