@@ -35,6 +35,7 @@ def _expected(ds: Dataset) -> dict[str, list[str]]:
     for r in rows:
         pages[r["request_id"]] += 1
     return {
+        "user": [f"u:{u}" for u in sorted({r["user_id"] for r in rows})],
         "video": [f"v:{v}" for v in ds.videos.column("video_id").to_pylist()],
         "candidates": [f"c:{req}" for req in pages],
         "impression": [f"i:{req}:{k}" for req, n in pages.items() for k in range(n)],
