@@ -118,6 +118,12 @@ def load_analyzer(config: WorkerConfig) -> Analyzer:
     return VideoAnalyzer.for_worker()  # type: ignore[no-any-return,attr-defined]
 
 
+def _suppression_pages(fmt: str) -> bool:
+    if fmt not in ("record", "page"):
+        raise ValueError(f"suppression_format must be 'record' or 'page', not {fmt!r}")
+    return fmt == "page"
+
+
 class EnfWorker:
     """Builds the Faust app for one worker process."""
 
@@ -175,7 +181,8 @@ class EnfWorker:
             explanations_topic=topics.explanations, dead_letter_topic=topics.dead_letters,
             threshold=config.suppress_threshold,
             explanations_per_request=config.explanations_per_request,
-            video_cache_size=config.video_cache_size)
+            video_cache_size=config.video_cache_size,
+            suppression_pages=_suppression_pages(config.suppression_format))
         self.monitor = Monitor(self.store, self.sink, metrics_topic=topics.metrics,
                                window_s=config.metrics_window_s)
         self._register()

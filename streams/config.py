@@ -89,6 +89,9 @@ class WorkerConfig:
     # Video analysis runs in this many processes (0: a thread in the worker).
     video_processes: int = 1  # scorer's in-process cache of video vectors
     explanations_per_request: int = 3  # explanation records per candidates request
+    # "record": one suppression message per suppressed video; "page": one message
+    # per request listing them (items [{video_id, p_negative, reason}]).
+    suppression_format: str = "record"
     consumer_max_fetch_size: int = 4 * 1024 * 1024
     # 0: automatic (20 ms on Tansu, whose multi-partition fetches hold for the full
     # wait; Faust's 1500 ms on Apache Kafka, which answers as soon as data arrives).

@@ -114,7 +114,7 @@ class _Outputs:
             return
         record = orjson.loads(value)
         if topic == topics.suppressions:
-            self.suppressions += 1
+            self.suppressions += len(record["items"]) if "items" in record else 1
             self.latencies.append(now_ms - record.get("source_ts", now_ms))
         elif topic == topics.explanations:
             self.explanations += 1

@@ -77,7 +77,8 @@ class ScoringHandler:
     def __init__(self, store: RedisStore, sink: Sink, runtime: ScoringRuntime, *,
                  suppressions_topic: str, explanations_topic: str, dead_letter_topic: str,
                  threshold: float = -1.0, explanations_per_request: int = 3,
-                 video_cache_size: int = 200_000, video_cache_ttl_s: float = 30.0) -> None:
+                 video_cache_size: int = 200_000, video_cache_ttl_s: float = 30.0,
+                 suppression_pages: bool = False) -> None:
         self.store = store
         self.sink = sink
         self.runtime = runtime
@@ -86,6 +87,7 @@ class ScoringHandler:
         self.dead_letter_topic = dead_letter_topic
         self.threshold = threshold
         self.explanations_per_request = explanations_per_request
+        self.suppression_pages = suppression_pages
         self._cache = _VideoCache(video_cache_size, video_cache_ttl_s)
 
     def current_threshold(self) -> float:
@@ -166,6 +168,7 @@ class ScoringHandler:
             key = req.user_id.encode()
             latencies.append(ts - produced[ri])
             rows.sort(key=lambda r: -float(p_neg[r]))
+            page: list[dict[str, object]] = []
             for rank, row in enumerate(rows):
                 vid = video_ids[int(vidx[row])]
                 p = float(p_neg[row])
@@ -174,8 +177,12 @@ class ScoringHandler:
                           "user_id": req.user_id, "video_id": vid, "p_negative": round(p, 5),
                           "reason": reason, "model_version": version, "ts": ts,
                           "request_ts": req.ts, "source_ts": produced[ri]}
-                pending.append(await self.sink.send(self.suppressions_topic, key,
-                                                    orjson.dumps(record)))
+                if self.suppression_pages:
+                    page.append({"video_id": vid, "p_negative": record["p_negative"],
+                                 "reason": reason})
+                else:
+                    pending.append(await self.sink.send(self.suppressions_topic, key,
+                                                        orjson.dumps(record)))
                 if rank >= self.explanations_per_request:
                     continue
                 portrait = portraits.get(req.user_id)
@@ -196,6 +203,14 @@ class ScoringHandler:
                 pending.append(await self.sink.send(self.explanations_topic, key,
                                                     orjson.dumps(record)))
                 n_expl += 1
+            if page:
+                # One message per request: the per-record produce cost, not the
+                # model, bounds the scorer when many candidates are suppressed.
+                record = {"v": 1, "type": "suppression_page", "request_id": req.request_id,
+                          "user_id": req.user_id, "model_version": version, "ts": ts,
+                          "request_ts": req.ts, "source_ts": produced[ri], "items": page}
+                pending.append(await self.sink.send(self.suppressions_topic, key,
+                                                    orjson.dumps(record)))
         for fut in pending:
             await fut
         return ScoringResult(len(requests), len(uidx), len(flagged), n_expl,

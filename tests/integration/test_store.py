@@ -107,3 +107,32 @@ async def test_retry_waits_out_a_failing_dependency() -> None:
     with pytest.raises(ConnectionError):
         await with_retry(lambda: (_ for _ in ()).throw(ConnectionError("down")),  # type: ignore[arg-type,return-value]
                          what="t", deadline_s=0.05, max_backoff_s=0.01)
+
+
+@pytest.mark.parametrize("pages", [False, True])
+async def test_scorer_emits_records_or_one_page_per_request(redis_url: str, pages: bool) -> None:
+    import orjson
+
+    from models.runtime import ScorerRuntime
+    from streams.handlers.scoring import ScoringHandler
+
+    store, sink = _store(redis_url), ListSink()
+    await store.put_videos([VideoAnalysis.neutral(f"v{i}") for i in range(4)], ts=1)
+    handler = ScoringHandler(store, sink, ScorerRuntime(prefer_gpu=False),
+                             suppressions_topic="sup", explanations_topic="exp",
+                             dead_letter_topic="dlq", threshold=0.0, explanations_per_request=1,
+                             suppression_pages=pages)
+    msgs = [Message(event("candidates", event_id=f"c{r}", request_id=f"r{r}", user_id="u",
+                          video_ids=["v0", "v1", "v2", "v3", "unknown"], ts=1))
+            for r in range(2)]
+    result = await handler.handle(msgs)
+    assert result.suppressions == 8 and result.unknown_videos == 2  # never the unknown one
+    sup = [orjson.loads(v) for t, _, v, _ in sink.sent if t == "sup"]
+    exp = [orjson.loads(v) for t, _, v, _ in sink.sent if t == "exp"]
+    if pages:
+        assert [len(s["items"]) for s in sup] == [4, 4]
+        assert {i["video_id"] for i in sup[0]["items"]} == {"v0", "v1", "v2", "v3"}
+    else:
+        assert len(sup) == 8 and all(s["video_id"] != "unknown" for s in sup)
+    assert len(exp) == 2 and all(e["text"] for e in exp)
+    await store.close()
