@@ -110,8 +110,11 @@ class VideoHandler:
 
     def _new_pool(self) -> Executor:
         if self._processes > 0:
+            # typeshed types initializer as taking no arguments; it takes initargs.
+            init: Callable[[], object] = _child_init  # type: ignore[assignment]
+            args: tuple[()] = (self._factory,)  # type: ignore[assignment]
             return ProcessPoolExecutor(self._processes, mp_context=mp.get_context("spawn"),
-                                       initializer=_child_init, initargs=(self._factory,))
+                                       initializer=init, initargs=args)
         return ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="enf-video")
 
     def _call(self, event: VideoEvent) -> Any:
