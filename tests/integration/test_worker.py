@@ -193,7 +193,8 @@ def test_worker_killed_mid_stream_then_replayed(broker: Any, redis_url: str, top
     every portrait equals one clean delivery, and nothing was counted twice."""
     topics = TopicNames(topic_prefix)
     r = redis.Redis.from_url(redis_url)
-    env = {"ENF_BATCH_MAX": "50", "ENF_SESSION_TIMEOUT_S": "6",
+    # Small batches and a fast poll, so the kill lands while batches are in flight.
+    env = {"ENF_BATCH_MAX": "20", "ENF_SESSION_TIMEOUT_S": "6",
            "ENF_PORTRAIT_ENGINE": engine}
 
     def start() -> WorkerProcess:
@@ -211,7 +212,7 @@ def test_worker_killed_mid_stream_then_replayed(broker: Any, redis_url: str, top
         n_valid = _n_valid(user_events)
         produce(broker.bootstrap, [(topics.user_events, k.encode(), v) for k, v in user_events])
         wait_until(lambda: _events_counted(r, topic_prefix) > 0, timeout_s=60,
-                   what="first batches applied", worker=worker)
+                   what="first batches applied", worker=worker, interval_s=0.02)
         worker.kill()
         partial = _events_counted(r, topic_prefix)
         assert 0 < partial < n_valid, "the kill should land mid-stream"
