@@ -37,8 +37,6 @@ __all__ = [
     "table_rows",
 ]
 
-_TOPIC_INDEX = {t: i for i, t in enumerate(TOPICS)}
-
 
 @dataclass(frozen=True)
 class ProfileConfig:

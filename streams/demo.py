@@ -26,7 +26,6 @@ from streams.config import TopicNames
 
 __all__ = ["DemoConfig", "bad_events", "run_demo"]
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import BusyLoadingError, NoScriptError
+from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -225,14 +225,8 @@ class RedisStore:
             mine = cached.get(uid)
             args += [SEP.join(user_events[uid]), mine.version if mine is not None else -1]
 
-        async def op() -> list[Any]:
-            try:
-                return await self._read(keys=keys, args=args)  # type: ignore[no-any-return]
-            except NoScriptError:  # Redis restarted and lost its script cache
-                self._read = self.redis.register_script(_READ_SCRIPT)
-                return await self._read(keys=keys, args=args)  # type: ignore[no-any-return]
-
-        replies = await self._retry(op, "read portraits")
+        # redis-py's Script reloads itself when Redis lost its script cache.
+        replies = await self._retry(lambda: self._read(keys=keys, args=args), "read portraits")
         out: dict[str, tuple[int, Portrait | None, set[str]]] = {}
         for uid, (version_raw, data, flags) in zip(users, replies, strict=True):
             ids = user_events[uid]
@@ -281,14 +275,8 @@ class RedisStore:
                      SEP.join(f"{name}={delta}" for name, delta in w.metrics.items())]
         keys.append(self.metric_key(window_start))
 
-        async def op() -> list[int]:
-            try:
-                return await self._cas(keys=keys, args=args)  # type: ignore[no-any-return]
-            except NoScriptError:  # Redis restarted and lost its script cache
-                self._cas = self.redis.register_script(_CAS_SCRIPT)
-                return await self._cas(keys=keys, args=args)  # type: ignore[no-any-return]
-
-        conflicts = await self._retry(op, "write portraits")
+        conflicts = await self._retry(lambda: self._cas(keys=keys, args=args),
+                                      "write portraits")
         return [writes[int(i) - 1].portrait.user_id for i in conflicts]
 
     async def get_portrait(self, user_id: str) -> Portrait | None:

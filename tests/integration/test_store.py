@@ -136,3 +136,15 @@ async def test_scorer_emits_records_or_one_page_per_request(redis_url: str, page
         assert len(sup) == 8 and all(s["video_id"] != "unknown" for s in sup)
     assert len(exp) == 2 and all(e["text"] for e in exp)
     await store.close()
+
+
+async def test_scripts_survive_a_flushed_script_cache(redis_url: str) -> None:
+    """A restarted Redis forgets loaded scripts; the store's calls load them again."""
+    store = _store(redis_url)
+    p = Portrait.new("u1")
+    apply_event(p, WatchEvent("e1", "u1", "v", 100, 1000, 1))
+    await store.redis.script_flush()
+    assert await store.write_portraits([PortraitWrite(p, 0, ("e1",), {"events": 1})], 0) == []
+    await store.redis.script_flush()
+    assert (await store.read_for_update({"u1": ["e1"]}))["u1"][2] == {"e1"}
+    await store.close()

@@ -12,7 +12,7 @@ import pyarrow as pa
 from enf_core.data.schema import IMPLICIT_THRESHOLD
 from enf_core.data.split import SplitConfig, split_column
 
-__all__ = ["LoadedTables", "default_shared_data", "interactions_table"]
+__all__ = ["LoadedTables", "anonymous_users", "default_shared_data", "interactions_table"]
 
 
 @dataclass
@@ -81,4 +81,17 @@ def interactions_table(*, user_id: np.ndarray, video_id: np.ndarray, ts: np.ndar
         "position": pa.nulls(n, pa.int16()),
         "rating": (pa.array(np.asarray(rating, dtype=np.float32), pa.float32())
                    if rating is not None else pa.nulls(n, pa.float32())),
+    })
+
+
+def anonymous_users(user_ids: np.ndarray) -> pa.Table:
+    """A users table for logs that carry no demographics: each distinct id once."""
+    unique = np.unique(user_ids)
+    n = len(unique)
+    return pa.table({
+        "user_id": pa.array(unique.tolist(), pa.string()),
+        "age": pa.nulls(n, pa.int16()),
+        "gender": pa.nulls(n, pa.string()),
+        "occupation": pa.nulls(n, pa.string()),
+        "interest_tags": pa.array([[] for _ in range(n)], pa.list_(pa.string())),
     })

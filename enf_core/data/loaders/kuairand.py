@@ -24,7 +24,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from enf_core.data.loaders.common import LoadedTables, default_shared_data, interactions_table
+from enf_core.data.loaders.common import (
+    LoadedTables,
+    anonymous_users,
+    default_shared_data,
+    interactions_table,
+)
 from enf_core.data.schema import SchemaError
 
 __all__ = ["FEATURES_FILE", "LOG_FILE", "START_TS_MS", "load_kuairand"]
@@ -62,14 +67,7 @@ def load_kuairand(path: Path | None = None) -> LoadedTables:
     interactions = interactions_table(user_id=users_ids, video_id=video_ids, ts=ts,
                                       play_ms=play, duration_ms=dur,
                                       explicit=np.zeros(log.num_rows, dtype=bool))
-    unique_users = np.unique(users_ids)
-    users = pa.table({
-        "user_id": pa.array(unique_users.tolist(), pa.string()),
-        "age": pa.nulls(len(unique_users), pa.int16()),
-        "gender": pa.nulls(len(unique_users), pa.string()),
-        "occupation": pa.nulls(len(unique_users), pa.string()),
-        "interest_tags": pa.array([[] for _ in unique_users], pa.list_(pa.string())),
-    })
+    users = anonymous_users(users_ids)
     vids = [str(v) for v in feats.column("video_id").to_pylist()]
     durations = feats.column("video_duration").to_pylist()
     tags = []

@@ -27,7 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from enf_core.data.loaders.common import LoadedTables, default_shared_data, interactions_table
+from enf_core.data.loaders.common import (
+    LoadedTables,
+    anonymous_users,
+    default_shared_data,
+    interactions_table,
+)
 from enf_core.data.schema import SchemaError
 
 __all__ = ["GAMES_FILE", "REVIEWS_FILE", "load_steam"]
@@ -73,14 +78,7 @@ def load_steam(path: Path | None = None) -> LoadedTables:
     user_ids = reviews.column("User_Id").to_numpy(zero_copy_only=False)
     item_ids = reviews.column("Item_Id").to_numpy(zero_copy_only=False)
 
-    unique_users = np.unique(user_ids)
-    users = pa.table({
-        "user_id": pa.array(unique_users.tolist(), pa.string()),
-        "age": pa.nulls(len(unique_users), pa.int16()),
-        "gender": pa.nulls(len(unique_users), pa.string()),
-        "occupation": pa.nulls(len(unique_users), pa.string()),
-        "interest_tags": pa.array([[] for _ in unique_users], pa.list_(pa.string())),
-    })
+    users = anonymous_users(user_ids)
     items = np.unique(item_ids)
     titles, tags = _game_metadata(root / GAMES_FILE, items)
     videos = pa.table({
