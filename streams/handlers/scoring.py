@@ -173,7 +173,10 @@ class ScoringHandler:
                 vid = video_ids[int(vidx[row])]
                 p = float(p_neg[row])
                 reason = REASONS[int(top_reason[row])].value
-                record = {"v": 1, "type": "suppression", "request_id": req.request_id,
+                # Deterministic ids (docs/interfaces.md): a redelivered batch emits
+                # the same record_id again, so consumers de-duplicate on it.
+                record = {"v": 1, "type": "suppression",
+                          "record_id": f"{req.request_id}:{vid}", "request_id": req.request_id,
                           "user_id": req.user_id, "video_id": vid, "p_negative": round(p, 5),
                           "reason": reason, "model_version": version, "ts": ts,
                           "request_ts": req.ts, "source_ts": produced[ri]}
@@ -196,7 +199,8 @@ class ScoringHandler:
                             else VideoAnalysis.neutral(vid))
                 probs = [float(x) for x in reason_probs[row]]
                 exp = explain(portrait, analysis, p, probs)
-                record = {**record, "type": "explanation", "reason": exp.reason,
+                record = {**record, "type": "explanation",
+                          "record_id": f"{req.request_id}:{vid}:x", "reason": exp.reason,
                           "reason_probs": {r.value: round(x, 5)
                                            for r, x in zip(REASONS, probs, strict=True)},
                           "text": exp.text, "evidence": exp.evidence}
@@ -206,7 +210,8 @@ class ScoringHandler:
             if page:
                 # One message per request: the per-record produce cost, not the
                 # model, bounds the scorer when many candidates are suppressed.
-                record = {"v": 1, "type": "suppression_page", "request_id": req.request_id,
+                record = {"v": 1, "type": "suppression_page", "record_id": req.request_id,
+                          "request_id": req.request_id,
                           "user_id": req.user_id, "model_version": version, "ts": ts,
                           "request_ts": req.ts, "source_ts": produced[ri], "items": page}
                 pending.append(await self.sink.send(self.suppressions_topic, key,

@@ -148,3 +148,41 @@ async def test_scripts_survive_a_flushed_script_cache(redis_url: str) -> None:
     await store.redis.script_flush()
     assert (await store.read_for_update({"u1": ["e1"]}))["u1"][2] == {"e1"}
     await store.close()
+
+
+@pytest.mark.parametrize("pages", [False, True])
+async def test_redelivered_candidates_repeat_their_record_ids(redis_url: str,
+                                                             pages: bool) -> None:
+    """Outputs are at-least-once: a redelivered batch emits its records again,
+    with the same deterministic ``record_id`` so consumers de-duplicate on it."""
+    import orjson
+
+    from models.runtime import ScorerRuntime
+    from streams.handlers.scoring import ScoringHandler
+
+    store = _store(redis_url)
+    await store.put_videos([VideoAnalysis.neutral(f"v{i}") for i in range(3)], ts=1)
+    msgs = [Message(event("candidates", event_id=f"c{r}", request_id=f"r{r}", user_id=f"u{r}",
+                          video_ids=["v0", "v1", "v2"], ts=1), b"u", "cand", 0, r)
+            for r in range(2)]
+    deliveries = []
+    for _ in range(2):  # the same batch twice: a crash before the commit
+        sink = ListSink()
+        handler = ScoringHandler(store, sink, ScorerRuntime(prefer_gpu=False),
+                                 suppressions_topic="sup", explanations_topic="exp",
+                                 dead_letter_topic="dlq", threshold=0.0,
+                                 explanations_per_request=2, suppression_pages=pages)
+        await handler.handle(msgs)
+        deliveries.append([(t, orjson.loads(v)["record_id"]) for t, _, v, _ in sink.sent])
+    first, second = deliveries
+    assert first and sorted(first) == sorted(second)
+    ids = [rid for _, rid in first]
+    assert len(ids) == len(set(ids))  # unique within one delivery
+    if pages:
+        assert sorted(rid for t, rid in first if t == "sup") == ["r0", "r1"]
+    else:
+        assert {rid for t, rid in first if t == "sup"} == {
+            f"r{r}:v{i}" for r in range(2) for i in range(3)}
+    exp = [rid for t, rid in first if t == "exp"]
+    assert len(exp) == 4 and set(exp) <= {f"r{r}:v{i}:x" for r in range(2) for i in range(3)}
+    await store.close()
