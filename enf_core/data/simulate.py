@@ -45,11 +45,12 @@ import pyarrow.parquet as pq
 from enf_core.data import phrases
 from enf_core.data.frames import FrameConfig, ImageHead, load_head, synthesize_frames
 from enf_core.data.imagenet_elements import OBJECTS, OBJECTS_BY_ELEMENT
-from enf_core.data.schema import IMPLICIT_THRESHOLD, write_dataset
+from enf_core.data.response import Outcomes, ResponseDraws, dislike_trigger, respond
+from enf_core.data.schema import write_dataset
 from enf_core.data.split import SplitConfig, split_column
 from enf_core.data.summary import summarize
 from enf_core.data.titles import make_title
-from enf_core.taxonomy import ELEMENT_REASON, ELEMENTS, REASONS, TOPICS, Reason
+from enf_core.taxonomy import ELEMENTS, REASONS, TOPICS
 
 __all__ = [
     "REAL_VIDEOS",
@@ -68,8 +69,6 @@ E = {e: i for i, e in enumerate(ELEMENTS)}
 T = {t: i for i, t in enumerate(TOPICS)}
 R = {r.value: i for i, r in enumerate(REASONS)}
 SLOW = E["slow_plot"]
-# Reason of each element, as an index into REASONS.
-ELEMENT_REASON_IX = np.array([R[ELEMENT_REASON[e].value] for e in ELEMENTS])
 
 OCCUPATIONS = ("student", "engineer", "teacher", "nurse", "driver", "retired", "sales",
                "artist", "farmer", "office worker", "self-employed", "doctor")
@@ -184,20 +183,6 @@ class SimulationResult:
 
 
 # ----------------------------------------------------------------- helpers
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _logit(p: float) -> float:
-    return float(np.log(p / (1.0 - p)))
-
-
-def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    x = x - x.max(axis=axis, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _default_real_videos_dir() -> Path | None:
@@ -461,80 +446,19 @@ def _exposures(rng: np.random.Generator, cfg: SimulationConfig, users: dict[str,
 # ----------------------------------------------------------------- outcomes
 
 
-@dataclass
-class _Outcomes:
-    z: np.ndarray
-    watch_ratio: np.ndarray
-    play_ms: np.ndarray
-    implicit: np.ndarray
-    p_implicit: np.ndarray
-    reason_scores: np.ndarray  # [m, 4]
-    cause: np.ndarray  # implicit cause, index into REASONS
-    p_dislike: np.ndarray
-    explicit: np.ndarray
-    p_reason: np.ndarray  # [m, 4]
-    category: np.ndarray  # index into REASONS or -1
-
-
 def _outcomes(rng: np.random.Generator, cfg: SimulationConfig, users: dict[str, Any],
               videos: dict[str, Any], user_ix: np.ndarray, video_ix: np.ndarray,
-              position: np.ndarray) -> _Outcomes:
+              position: np.ndarray) -> Outcomes:
+    """The response model (``enf_core.data.response``) with this generator's draws,
+    taken in the simulator's historical order so a seed gives the same dataset."""
     m = len(user_ix)
-    topic = videos["topic"][video_ix]
-    log_interest = np.log(users["interests"][user_ix, topic] * N_T + 0.05)
-    # Element contributions: sensitivity x intensity, per element.
-    contrib = users["sens"][user_ix] * videos["intensity"][video_ix]  # [m, N_E]
-    scale = np.full(N_E, cfg.aversion_scale)
-    scale[SLOW] = cfg.slow_scale
-    penalty = contrib * scale
-    appeal = videos["appeal"][video_ix]
-    z = (cfg.watch_bias + users["engagement"][user_ix] + videos["quality"][video_ix]
-         + cfg.beta_interest * log_interest + cfg.beta_plot * (appeal - 0.5)
-         - penalty.sum(axis=1) - cfg.position_effect * position)
     noise = rng.logistic(0.0, cfg.noise_scale, m)
-    ratio = _sigmoid(z + noise)
-    replay = (ratio > 0.95) & (rng.random(m) < cfg.p_replay)
-    ratio = np.where(replay, ratio * rng.uniform(1.0, 2.5, m), ratio)
-    duration = videos["duration"][video_ix]
-    play_ms = np.round(ratio * duration).astype(np.int64)
-    watch_ratio = play_ms / duration
-    implicit = watch_ratio < IMPLICIT_THRESHOLD
-    # P(ratio < t) = P(noise < logit(t) - z): logistic CDF (rounding of play_ms aside).
-    p_implicit = _sigmoid((_logit(IMPLICIT_THRESHOLD) - z) / cfg.noise_scale)
-    # Reason scores: per category, the summed sensitivities x intensities; boring also
-    # counts missing interest.
-    scores = np.zeros((m, N_R))
-    for r in range(N_R):
-        scores[:, r] = contrib[:, ELEMENT_REASON_IX == r].sum(axis=1)
-    boring = R[Reason.BORING.value]
-    scores[:, boring] += cfg.interest_boredom * np.maximum(0.0, -log_interest)
-    # Implicit cause: the category that pushed z down the most.
-    push = np.zeros((m, N_R))
-    for r in range(N_R):
-        push[:, r] = penalty[:, ELEMENT_REASON_IX == r].sum(axis=1)
-    push[:, boring] += (cfg.beta_interest * np.maximum(0.0, -log_interest)
-                        + cfg.beta_plot * np.maximum(0.0, 0.5 - appeal))
-    cause = push.argmax(axis=1)
-    # Dislikes: calibrate the intercept so the expected rate is dislike_rate.
-    drive = (cfg.dislike_gain * scores.max(axis=1) + users["vocal"][user_ix]
-             + cfg.dislike_after_swipe * implicit)
-    lo, hi = -40.0, 10.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if _sigmoid(mid + drive).mean() > cfg.dislike_rate:
-            hi = mid
-        else:
-            lo = mid
-    p_dislike = _sigmoid(lo + drive)
-    explicit = rng.random(m) < p_dislike
-    p_reason = ((1 - cfg.class_slip) * _softmax(scores / cfg.class_temperature, axis=1)
-                + cfg.class_slip / N_R)
-    category = np.full(m, -1, dtype=np.int64)
-    rows = np.flatnonzero(explicit)
-    cum = np.cumsum(p_reason[rows], axis=1)
-    category[rows] = np.minimum((rng.random(len(rows))[:, None] > cum).sum(axis=1), N_R - 1)
-    return _Outcomes(z, watch_ratio, play_ms, implicit, p_implicit, scores, cause, p_dislike,
-                     explicit, p_reason, category)
+    replay_u = rng.random(m)
+    replay_factor = rng.uniform(1.0, 2.5, m)
+    dislike_u = rng.random(m)
+    draws = ResponseDraws(noise, replay_u, replay_factor, dislike_u,
+                          category_u=lambda rows: rng.random(len(rows)))
+    return respond(cfg, users, videos, user_ix, video_ix, position, draws)
 
 
 # ----------------------------------------------------------------- oracle
@@ -646,19 +570,13 @@ def simulate(out_dir: str | Path, config: SimulationConfig = SimulationConfig(),
     for row in np.flatnonzero(outcomes.explicit):
         cat = REASONS[outcomes.category[row]]
         u, v = user_ix[row], video_ix[row]
-        contrib = users["sens"][u] * videos["intensity"][v]
-        in_cat = np.flatnonzero(ELEMENT_REASON_IX == R[cat.value])
-        e = int(in_cat[np.argmax(contrib[in_cat])])
+        e = dislike_trigger(config, users["sens"][u], videos["intensity"][v],
+                            float(users["interests"][u, videos["topic"][v]]), cat)
         element, obj = "", ""
-        if contrib[e] > 0:
+        if e >= 0:
             element = ELEMENTS[e]
             if videos["objects"][v, e] >= 0:
                 obj = OBJECTS[videos["objects"][v, e]].name
-        if cat == Reason.BORING and element == "slow_plot":
-            boredom = config.interest_boredom * max(
-                0.0, -float(np.log(users["interests"][u, videos["topic"][v]] * N_T + 0.05)))
-            if boredom > contrib[e]:
-                element = ""  # bored because of the topic, not the pacing
         reason_category[row] = cat.value
         trigger[row] = element
         trigger_object[row] = obj
@@ -769,7 +687,7 @@ def _jsonable(obj: Any) -> Any:
 def _write_truth(root: Path, cfg: SimulationConfig, users: dict[str, Any],
                  videos: dict[str, Any], titles: list[str], mentioned: np.ndarray,
                  window: np.ndarray, real_rows: list[int], uid: np.ndarray, vid: np.ndarray,
-                 ts: np.ndarray, o: _Outcomes, trigger: np.ndarray, trigger_object: np.ndarray,
+                 ts: np.ndarray, o: Outcomes, trigger: np.ndarray, trigger_object: np.ndarray,
                  oracle: dict[str, float]) -> None:
     """Latent truth, one Parquet per table, plus the noise model and the oracle's scores."""
     f32 = pa.list_(pa.float32())
