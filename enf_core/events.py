@@ -41,6 +41,9 @@ MAX_ID_LEN: Final = 128
 MAX_CANDIDATES: Final = 2000
 MAX_PAGE: Final = 10_000
 MAX_TEXT: Final = 2000
+# Numbers the models see become float32: anything beyond this is Inf there (1e39 was
+# accepted as "finite" and stored as NaN in the video's vector).
+FLOAT32_MAX: Final = 3.4028234663852886e38
 FEEDBACK_KINDS: Final = ("dislike", "report", "not_interested")
 _REASON_VALUES: Final = frozenset(r.value for r in REASONS)
 
@@ -233,8 +236,10 @@ def _frames(obj: dict[str, Any]) -> tuple[tuple[float, ...], ...] | None:
         elif len(row) != width:
             raise EventError("frames differ in width", field="frame_features")
         for x in row:
-            if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
-                raise EventError("frame features must be finite numbers", field="frame_features")
+            if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) \
+                    or abs(x) > FLOAT32_MAX:
+                raise EventError("frame features must be finite float32 numbers",
+                                 field="frame_features")
         rows.append(tuple(float(x) for x in row))
     return tuple(rows)
 

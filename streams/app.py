@@ -69,7 +69,7 @@ class FaustSink:
     def __init__(self, app: faust.App) -> None:
         self.app = app
 
-    async def send(self, topic: str, key: bytes | None, value: bytes,
+    async def send(self, topic: str, key: bytes | None, value: bytes | None,
                    headers: Sequence[tuple[str, bytes]] | None = None) -> Awaitable[Any]:
         return await self.app.producer.send(topic, key, value, None, None,
                                             list(headers) if headers else None)
@@ -167,18 +167,22 @@ class EnfWorker:
         self.metrics.model_info.labels(self.runtime.version, providers).set(1)
         self.portraits = PortraitHandler(
             self.store, self.sink, dead_letter_topic=topics.dead_letters,
+            dead_letter_max_bytes=config.dead_letter_max_bytes,
             config=PortraitConfig(quick_swipe_ratio=config.quick_swipe_ratio),
             window_s=config.metrics_window_s)
         if analyzer is not None:
             self.videos = VideoHandler(self.store, self.sink, analyzer,
-                                       dead_letter_topic=topics.dead_letters)
+                                       dead_letter_topic=topics.dead_letters,
+                                       dead_letter_max_bytes=config.dead_letter_max_bytes)
         else:
             self.videos = VideoHandler(self.store, self.sink, analyzer_factory=default_analyzer,
                                        processes=config.video_processes,
-                                       dead_letter_topic=topics.dead_letters)
+                                       dead_letter_topic=topics.dead_letters,
+                                       dead_letter_max_bytes=config.dead_letter_max_bytes)
         self.scoring = ScoringHandler(
             self.store, self.sink, self.runtime, suppressions_topic=topics.suppressions,
             explanations_topic=topics.explanations, dead_letter_topic=topics.dead_letters,
+            dead_letter_max_bytes=config.dead_letter_max_bytes,
             threshold=config.suppress_threshold,
             explanations_per_request=config.explanations_per_request,
             video_cache_size=config.video_cache_size,

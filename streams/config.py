@@ -99,6 +99,9 @@ class WorkerConfig:
     # Consumer group session: a dead worker's partitions move to others after it.
     session_timeout_s: float = 30.0
     broker_kind: str = "kafka"  # "kafka" (Apache Kafka) or "tansu": settings differ
+    # Bytes of the original key + value a dead letter keeps (the rest is cut, with
+    # an ``enf.truncated`` header); below the producer's 1,000,000-byte request limit.
+    dead_letter_max_bytes: int = 256 * 1024
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

@@ -36,6 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from enf_core.analysis import VideoAnalysis
 from enf_core.portrait import Portrait
+from streams.stored import Quarantined, StoredValueError, parse_analysis, parse_portrait
 
 __all__ = ["PortraitWrite", "RedisStore", "StoreConfig", "with_retry"]
 
@@ -208,6 +209,7 @@ class RedisStore:
     async def read_for_update(
         self, user_events: dict[str, list[str]],
         cached: dict[str, Portrait] | None = None,
+        quarantine: list[Quarantined] | None = None,
     ) -> dict[str, tuple[int, Portrait | None, set[str]]]:
         """One command: each user's version, portrait and which of the given
         event ids were already applied.
@@ -232,8 +234,15 @@ class RedisStore:
             ids = user_events[uid]
             applied = {eid for eid, f in zip(ids, flags, strict=True) if f}
             version = int(version_raw) if version_raw else 0
+            portrait: Portrait | None
             if data:
-                portrait: Portrait | None = Portrait.from_dict(orjson.loads(data))
+                try:
+                    portrait = parse_portrait(data)
+                except StoredValueError as exc:
+                    if quarantine is None:
+                        raise
+                    quarantine.append(Quarantined(self.portrait_key(uid), data, str(exc)))
+                    portrait = None
             elif version and uid in cached:
                 portrait = cached[uid]  # Redis confirmed it is current
             else:
@@ -241,8 +250,11 @@ class RedisStore:
             out[uid] = (version, portrait, applied)
         return out
 
-    async def get_analyses(self, video_ids: Sequence[str]) -> dict[str, VideoAnalysis]:
-        """The stored analyses of the given videos (missing ones are left out)."""
+    async def get_analyses(self, video_ids: Sequence[str],
+                           quarantine: list[Quarantined] | None = None
+                           ) -> dict[str, VideoAnalysis]:
+        """The stored analyses of the given videos (missing ones are left out;
+        unusable ones too, appended to ``quarantine``)."""
         if not video_ids:
             return {}
 
@@ -253,8 +265,17 @@ class RedisStore:
             return await pipe.execute()
 
         replies = await self._retry(op, "read videos")
-        return {vid: VideoAnalysis.from_dict(orjson.loads(data))
-                for vid, data in zip(video_ids, replies, strict=True) if data}
+        out: dict[str, VideoAnalysis] = {}
+        for vid, data in zip(video_ids, replies, strict=True):
+            if not data:
+                continue
+            try:
+                out[vid] = parse_analysis(data)
+            except StoredValueError as exc:
+                if quarantine is None:
+                    raise
+                quarantine.append(Quarantined(self.video_key(vid), data, str(exc)))
+        return out
 
     async def write_portraits(self, writes: Sequence[PortraitWrite],
                               window_start: int) -> list[str]:

@@ -13,7 +13,15 @@ from enf_core.analysis import VideoAnalysis
 from enf_core.events import FeedbackEvent, ImpressionEvent, UserProfileEvent, WatchEvent
 from enf_core.portrait import Portrait, PortraitConfig
 from enf_core.updates import UserState, group_by_user, plan_updates
-from streams.handlers.base import Message, Sink, decode_batch, now_ms, send_dead_letters
+from streams.handlers.base import (
+    DEAD_LETTER_MAX_BYTES,
+    DeadLetters,
+    Message,
+    Quarantined,
+    Sink,
+    decode_batch,
+    now_ms,
+)
 from streams.store import PortraitWrite, RedisStore
 
 __all__ = ["PortraitHandler", "PortraitResult"]
@@ -39,10 +47,12 @@ class PortraitHandler:
     def __init__(self, store: RedisStore, sink: Sink, *, dead_letter_topic: str,
                  config: PortraitConfig | None = None, window_s: float = 10.0,
                  max_conflict_rounds: int = 50, video_cache_size: int = 100_000,
-                 video_cache_ttl_s: float = 30.0, portrait_cache_size: int = 200_000) -> None:
+                 video_cache_ttl_s: float = 30.0, portrait_cache_size: int = 200_000,
+                 dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES) -> None:
         self.store = store
         self.sink = sink
         self.dead_letter_topic = dead_letter_topic
+        self.dead = DeadLetters(sink, dead_letter_topic, dead_letter_max_bytes)
         self.config = config or PortraitConfig()
         self.window_s = window_s
         self.max_conflict_rounds = max_conflict_rounds
@@ -60,7 +70,8 @@ class PortraitHandler:
         if len(self._portraits) > self.portrait_cache_size:
             self._portraits.popitem(last=False)
 
-    async def _analyses(self, video_ids: set[str]) -> dict[str, VideoAnalysis]:
+    async def _analyses(self, video_ids: set[str], quarantine: list[Quarantined]
+                        ) -> dict[str, VideoAnalysis]:
         """Video analyses through a short-lived cache: videos change rarely, and
         re-reading and re-parsing them per batch was a third of the path's time.
         A video not analysed yet is not cached, so it is picked up once it is."""
@@ -73,7 +84,7 @@ class PortraitHandler:
                 out[vid] = hit[1]
             else:
                 missing.append(vid)
-        for vid, analysis in (await self.store.get_analyses(missing)).items():
+        for vid, analysis in (await self.store.get_analyses(missing, quarantine)).items():
             out[vid] = analysis
             self._videos[vid] = (now, analysis)
             self._videos.move_to_end(vid)
@@ -87,8 +98,7 @@ class PortraitHandler:
 
     async def handle(self, messages: Sequence[Message]) -> PortraitResult:
         batch = decode_batch(messages, allowed=_USER_EVENTS)
-        pending: list[Awaitable[Any]] = await send_dead_letters(
-            self.sink, self.dead_letter_topic, batch.dead)
+        pending: list[Awaitable[Any]] = await self.dead.send(batch.dead)
         by_user = group_by_user(batch.events)
         applied = duplicates = conflicts = 0
         todo = by_user
@@ -96,9 +106,13 @@ class PortraitHandler:
             if not todo:
                 break
             ids = {uid: [e.event_id for e in evs] for uid, evs in todo.items()}
+            # A stored value that cannot be used is quarantined: its video counts as
+            # not analysed, its user starts a fresh portrait (written over it).
+            bad: list[Quarantined] = []
             analyses = await self._analyses({e.video_id for evs in todo.values() for e in evs
-                                             if not isinstance(e, UserProfileEvent)})
-            raw_states = await self.store.read_for_update(ids, self._portraits)
+                                             if not isinstance(e, UserProfileEvent)}, bad)
+            raw_states = await self.store.read_for_update(ids, self._portraits, bad)
+            pending += await self.dead.quarantine(bad)
             states = {uid: UserState(v, p, frozenset(a)) for uid, (v, p, a) in raw_states.items()}
             plans = plan_updates(todo, states, analyses, self.config)
             writes = [PortraitWrite(p.portrait, p.expected_version, tuple(p.applied_ids),

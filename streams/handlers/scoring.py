@@ -24,8 +24,17 @@ from enf_core.events import CandidatesEvent
 from enf_core.features import PORTRAIT_DIM, VIDEO_DIM, portrait_vector, video_vector
 from enf_core.portrait import Portrait
 from enf_core.taxonomy import REASONS
-from streams.handlers.base import Message, Sink, decode_batch, now_ms, send_dead_letters
-from streams.store import RedisStore, vec_from_bytes
+from streams.handlers.base import (
+    DEAD_LETTER_MAX_BYTES,
+    DeadLetters,
+    Message,
+    Quarantined,
+    Sink,
+    decode_batch,
+    now_ms,
+)
+from streams.store import RedisStore
+from streams.stored import StoredValueError, finite_vector, parse_analysis, parse_portrait
 
 __all__ = ["ScoringHandler", "ScoringResult", "ScoringRuntime"]
 
@@ -78,13 +87,15 @@ class ScoringHandler:
                  suppressions_topic: str, explanations_topic: str, dead_letter_topic: str,
                  threshold: float = -1.0, explanations_per_request: int = 3,
                  video_cache_size: int = 200_000, video_cache_ttl_s: float = 30.0,
-                 suppression_pages: bool = False) -> None:
+                 suppression_pages: bool = False,
+                 dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES) -> None:
         self.store = store
         self.sink = sink
         self.runtime = runtime
         self.suppressions_topic = suppressions_topic
         self.explanations_topic = explanations_topic
         self.dead_letter_topic = dead_letter_topic
+        self.dead = DeadLetters(sink, dead_letter_topic, dead_letter_max_bytes)
         self.threshold = threshold
         self.explanations_per_request = explanations_per_request
         self.suppression_pages = suppression_pages
@@ -97,11 +108,37 @@ class ScoringHandler:
         model = getattr(self.runtime, "threshold", None)
         return float(model) if model is not None else 0.5
 
+    @staticmethod
+    def _stored_vector(key: str, raw: bytes | None, dim: int, bad: list[Quarantined]
+                       ) -> np.ndarray | None:
+        try:
+            return finite_vector(raw, dim)
+        except StoredValueError as exc:
+            bad.append(Quarantined(key, raw, str(exc)))
+            return None
+
+    def _portrait(self, user_id: str, data: bytes | None, bad: list[Quarantined]) -> Portrait:
+        if data:
+            try:
+                return parse_portrait(data)
+            except StoredValueError as exc:
+                bad.append(Quarantined(self.store.portrait_key(user_id), data, str(exc)))
+        return Portrait.new(user_id)
+
+    def _analysis(self, video_id: str, data: bytes | None, bad: list[Quarantined]
+                  ) -> VideoAnalysis:
+        if data:
+            try:
+                return parse_analysis(data)
+            except StoredValueError as exc:
+                bad.append(Quarantined(self.store.video_key(video_id), data, str(exc)))
+        return VideoAnalysis.neutral(video_id)
+
     async def handle(self, messages: Sequence[Message]) -> ScoringResult:
         from enf_core.reason import explain
 
         batch = decode_batch(messages, allowed=(CandidatesEvent,))
-        pending: list[Any] = await send_dead_letters(self.sink, self.dead_letter_topic, batch.dead)
+        pending: list[Any] = await self.dead.send(batch.dead)
         pairs = [(e, m) for e, m in zip(batch.events, batch.sources, strict=True)
                  if isinstance(e, CandidatesEvent)]
         requests = [e for e, _ in pairs]
@@ -117,9 +154,18 @@ class ScoringHandler:
         video_ids = list(dict.fromkeys(v for r in requests for v in r.video_ids))
         missing = [v for v in video_ids if self._cache.get(v, now) is None]
         user_raw, video_raw = await self.store.read_for_scoring(users, missing)
+        # Stored values that cannot be used are quarantined: such a video counts as
+        # unknown (never suppressed), such a user as one without a portrait.
+        bad: list[Quarantined] = []
         unknown: set[str] = set()
         for vid, (vec_b, data) in zip(missing, video_raw, strict=True):
-            vec = vec_from_bytes(vec_b, VIDEO_DIM)
+            vec = self._stored_vector(self.store.video_key(vid), vec_b, VIDEO_DIM, bad)
+            if vec is not None and data:  # its explanation data must be usable too
+                try:
+                    parse_analysis(data)
+                except StoredValueError as exc:
+                    bad.append(Quarantined(self.store.video_key(vid), data, str(exc)))
+                    vec = None
             if vec is None:  # not analysed yet: not cached, so it is read again next time
                 unknown.add(vid)
             else:
@@ -128,7 +174,7 @@ class ScoringHandler:
         user_index = {u: i for i, u in enumerate(users)}
         user_mat = np.empty((len(users), PORTRAIT_DIM), np.float32)
         for i, (vec_b, _data) in enumerate(user_raw):
-            vec = vec_from_bytes(vec_b, PORTRAIT_DIM)
+            vec = self._stored_vector(self.store.portrait_key(users[i]), vec_b, PORTRAIT_DIM, bad)
             user_mat[i] = _NEUTRAL_PORTRAIT if vec is None else vec
         video_index = {v: i for i, v in enumerate(video_ids)}
         video_mat = np.empty((len(video_ids), VIDEO_DIM), np.float32)
@@ -151,7 +197,9 @@ class ScoringHandler:
                            dtype=np.int64)
         p_neg, reason_probs = self.runtime.score(user_mat[uidx], video_mat[vidx])
         top_reason = reason_probs.argmax(axis=1)
-        flagged = np.flatnonzero((p_neg >= self.current_threshold()) & judged[vidx])
+        # A row the model answered with NaN or Inf is never suppressed.
+        finite = np.isfinite(p_neg) & np.isfinite(reason_probs).all(axis=1)
+        flagged = np.flatnonzero((p_neg >= self.current_threshold()) & judged[vidx] & finite)
 
         ts = now_ms()
         version = self.runtime.version
@@ -190,13 +238,10 @@ class ScoringHandler:
                     continue
                 portrait = portraits.get(req.user_id)
                 if portrait is None:
-                    data = user_raw[user_index[req.user_id]][1]
-                    portrait = Portrait.from_dict(orjson.loads(data)) if data else Portrait.new(
-                        req.user_id)
+                    portrait = self._portrait(req.user_id, user_raw[user_index[req.user_id]][1],
+                                              bad)
                     portraits[req.user_id] = portrait
-                vdata = video_data[int(vidx[row])]
-                analysis = (VideoAnalysis.from_dict(orjson.loads(vdata)) if vdata
-                            else VideoAnalysis.neutral(vid))
+                analysis = self._analysis(vid, video_data[int(vidx[row])], bad)
                 probs = [float(x) for x in reason_probs[row]]
                 exp = explain(portrait, analysis, p, probs)
                 record = {**record, "type": "explanation",
@@ -216,6 +261,7 @@ class ScoringHandler:
                           "request_ts": req.ts, "source_ts": produced[ri], "items": page}
                 pending.append(await self.sink.send(self.suppressions_topic, key,
                                                     orjson.dumps(record)))
+        pending += await self.dead.quarantine(bad)
         for fut in pending:
             await fut
         return ScoringResult(len(requests), len(uidx), len(flagged), n_expl,

@@ -19,9 +19,18 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+import numpy as np
+
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import VideoEvent
-from streams.handlers.base import Message, Sink, decode_batch, now_ms, send_dead_letters
+from streams.handlers.base import (
+    DEAD_LETTER_MAX_BYTES,
+    DeadLetters,
+    Message,
+    Sink,
+    decode_batch,
+    now_ms,
+)
 from streams.store import RedisStore
 
 __all__ = ["Analyzer", "NeutralAnalyzer", "VideoHandler", "VideoResult"]
@@ -55,9 +64,16 @@ class VideoResult:
 
 def safe_analyze(analyzer: Analyzer, event: VideoEvent) -> VideoAnalysis:
     """Analyse, or record the failure with a neutral analysis: a bad video must
-    never stop the worker."""
+    never stop the worker. An analysis whose scorer vector is not finite (extreme
+    inputs overflowing in the encoders) is a failure too: NaN stored in Redis
+    would make every candidates batch touching the video NaN."""
+    from enf_core.features import video_vector
+
     try:
-        return analyzer.analyze(event)
+        analysis = analyzer.analyze(event)
+        if not np.isfinite(video_vector(analysis)).all():
+            raise ValueError("the analysis is not finite")
+        return analysis
     except Exception as exc:
         log.warning("video %s: analysis failed: %s", event.video_id, exc)
         return _failed(event, f"{type(exc).__name__}: {exc}")
@@ -96,12 +112,14 @@ class VideoHandler:
 
     def __init__(self, store: RedisStore, sink: Sink, analyzer: Analyzer | None = None, *,
                  dead_letter_topic: str, analyzer_factory: Callable[[], Analyzer] | None = None,
-                 processes: int = 1, threads: int = 1) -> None:
+                 processes: int = 1, threads: int = 1,
+                 dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES) -> None:
         if analyzer is None and analyzer_factory is None:
             raise ValueError("give an analyzer or an analyzer_factory")
         self.store = store
         self.sink = sink
         self.dead_letter_topic = dead_letter_topic
+        self.dead = DeadLetters(sink, dead_letter_topic, dead_letter_max_bytes)
         self.analyzer = analyzer
         self._factory = analyzer_factory
         self._processes = processes if analyzer_factory is not None else 0
@@ -150,7 +168,7 @@ class VideoHandler:
 
     async def handle(self, messages: Sequence[Message]) -> VideoResult:
         batch = decode_batch(messages, allowed=(VideoEvent,))
-        pending = await send_dead_letters(self.sink, self.dead_letter_topic, batch.dead)
+        pending = await self.dead.send(batch.dead)
         videos = [e for e in batch.events if isinstance(e, VideoEvent)]
         analyses = await self._analyze_all(videos) if videos else []
         await self.store.put_videos(analyses, ts=now_ms())

@@ -110,3 +110,12 @@ def test_a_bad_event_rejects_its_whole_page_with_its_index() -> None:
     with pytest.raises(EventError) as info:
         decode_events(page)
     assert info.value.index == 1 and info.value.field == "ts"
+
+
+def test_frame_features_beyond_float32_are_rejected() -> None:
+    """1e39 is a finite double but Inf as float32: it used to be stored as NaN."""
+    raw = _raw(type="video", event_id="x", video_id="v", title="t", duration_ms=10, ts=1,
+               frame_features=[[1e39, 0.0]])
+    with pytest.raises(EventError) as info:
+        decode_events(raw)
+    assert info.value.field == "frame_features"

@@ -1,0 +1,131 @@
+"""Bad values stored in a real Redis never fail a batch: they are quarantined
+(one dead-letter record with the key), the rest of the batch proceeds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from enf_core.analysis import VideoAnalysis
+from enf_core.events import VideoEvent
+from streams.handlers.base import Message
+from streams.handlers.portraits import PortraitHandler
+from streams.handlers.scoring import ScoringHandler
+from streams.handlers.videos import safe_analyze
+from streams.store import RedisStore, StoreConfig
+from tests.integration.workers import event
+
+pytestmark = pytest.mark.integration
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, Any]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None,
+                   headers: Any = None) -> Any:
+        self.sent.append((topic, key, value, headers))
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+    def on(self, topic: str) -> list[tuple[bytes | None, bytes | None, dict[str, bytes]]]:
+        return [(k, v, dict(h or [])) for t, k, v, h in self.sent if t == topic]
+
+
+def _store(redis_url: str) -> RedisStore:
+    return RedisStore(redis_url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}"))
+
+
+def _watch(uid: str, eid: str, vid: str = "v0") -> Message:
+    return Message(event("watch", event_id=eid, user_id=uid, video_id=vid, play_ms=100,
+                         duration_ms=1000, ts=1_700_000_000_000), uid.encode())
+
+
+async def test_portrait_path_quarantines_bad_portraits_and_videos(redis_url: str) -> None:
+    store, sink = _store(redis_url), ListSink()
+    await store.put_videos([VideoAnalysis.neutral("v0")], ts=1)
+    # Written by another tool: not JSON, JSON of the wrong shape, a broken analysis.
+    await store.redis.hset(store.portrait_key("bad"), mapping={"v": 3, "data": b"{half"})
+    await store.redis.hset(store.portrait_key("shape"), mapping={"v": 1, "data": b"[1, 2]"})
+    await store.redis.hset(store.video_key("vbad"), mapping={"data": b"\xff not json"})
+    handler = PortraitHandler(store, sink, dead_letter_topic="dlq")
+    result = await handler.handle([_watch("bad", "e1"), _watch("shape", "e2"),
+                                   _watch("good", "e3"), _watch("good", "e4", "vbad")])
+    assert result.applied == 4 and result.dead_letters == 0
+    # The rule: the user starts fresh at the stored version; the bad bytes are in the
+    # dead letter, the new portrait replaces them.
+    fresh = await store.get_portrait("bad")
+    assert fresh is not None and fresh.n_events == 1 and fresh.version == 4
+    assert (await store.get_portrait("good")).n_events == 2  # type: ignore[union-attr]
+    dead = sink.on("dlq")
+    keys = {h["enf.quarantine.key"].decode() for _, _, h in dead}
+    assert keys == {store.portrait_key("bad"), store.portrait_key("shape"),
+                    store.video_key("vbad")}
+    assert {v for _, v, _ in dead} == {b"{half", b"[1, 2]", b"\xff not json"}
+    await store.close()
+
+
+class _NanRows:
+    """The shipped scorer, except that the given rows come back NaN."""
+
+    def __init__(self, nan_rows: set[int]) -> None:
+        from models.runtime import ScorerRuntime
+
+        self.inner = ScorerRuntime(prefer_gpu=False)
+        self.version, self.providers = self.inner.version, self.inner.providers
+        self.nan_rows = nan_rows
+
+    def score(self, portraits: np.ndarray, videos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p, r = self.inner.score(portraits, videos)
+        p, r = p.copy(), r.copy()
+        for i in self.nan_rows:
+            p[i] = np.nan
+        return p, r
+
+
+async def test_scorer_quarantines_bad_vectors_and_never_suppresses_nan(redis_url: str) -> None:
+    store, sink = _store(redis_url), ListSink()
+    await store.put_videos([VideoAnalysis.neutral(f"v{i}") for i in range(4)], ts=1)
+    nan_vec = np.full(len(np.frombuffer(await store.redis.hget(store.video_key("v0"), "vec"),
+                                        np.float32)), np.nan, np.float32)
+    await store.redis.hset(store.video_key("vnan"), mapping={"vec": nan_vec.tobytes(),
+                                                             "data": b"{}"})
+    await store.redis.hset(store.video_key("vshort"), mapping={"vec": b"\x00" * 12})
+    good = await store.redis.hget(store.video_key("v1"), "vec")
+    await store.redis.hset(store.video_key("vjson"), mapping={"vec": good, "data": b"{oops"})
+    await store.redis.hset(store.portrait_key("u"), mapping={"v": 1, "vec": b"\x00\x01",
+                                                             "data": b"not json"})
+    handler = ScoringHandler(store, sink, _NanRows({1}), suppressions_topic="sup",
+                             explanations_topic="exp", dead_letter_topic="dlq", threshold=0.0,
+                             explanations_per_request=5)
+    msg = Message(event("candidates", event_id="c", request_id="r", user_id="u",
+                        video_ids=["v0", "v1", "v2", "vnan", "vshort", "vjson"],
+                        ts=1_700_000_000_000), b"u")
+    result = await handler.handle([msg])
+    suppressed = {orjson.loads(v)["video_id"] for _, v, _ in sink.on("sup")}  # type: ignore[arg-type]
+    # v1's row is NaN (never suppressed); the three bad videos are unknown.
+    assert suppressed == {"v0", "v2"} and result.unknown_videos == 3
+    assert all(orjson.loads(v)["text"] for _, v, _ in sink.on("exp"))  # type: ignore[arg-type]
+    keys = {h["enf.quarantine.key"].decode() for _, _, h in sink.on("dlq")}
+    assert keys == {store.video_key("vnan"), store.video_key("vshort"), store.video_key("vjson"),
+                    store.portrait_key("u")}
+    await store.close()
+
+
+def test_an_analysis_that_overflows_is_recorded_as_failed() -> None:
+    class Overflowing:
+        name = "overflowing"
+
+        def analyze(self, e: VideoEvent) -> VideoAnalysis:
+            a = VideoAnalysis.neutral(e.video_id)
+            return VideoAnalysis(e.video_id, (float("inf"),) * len(a.topics), a.elements,
+                                 a.reasons)
+
+    a = safe_analyze(Overflowing(), VideoEvent("e", "v", "t", 1000, 0))
+    assert a.extra["error"] and np.isfinite(a.topics).all()
