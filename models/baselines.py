@@ -86,16 +86,21 @@ class LogisticBaseline:
         assert self.mean is not None and self.std is not None
         return (x - self.mean) / self.std
 
-    def fit(self, f: DatasetFeatures, rows: np.ndarray, label: np.ndarray) -> LogisticBaseline:
+    def fit(self, f: DatasetFeatures, rows: np.ndarray, label: np.ndarray, *,
+            videos: np.ndarray | None = None) -> LogisticBaseline:
+        """``videos``: the rows' own video vectors (e.g. an out-of-fold item rate)."""
         from sklearn.linear_model import LogisticRegression
 
         rng = np.random.default_rng(self.seed)
+        vv = f.video_vectors(rows) if videos is None else videos
         if len(rows) > self.max_rows:
             # keep every positive (explicit negatives are rare), subsample the rest
-            pos, neg = rows[label[rows] > 0], rows[label[rows] <= 0]
+            is_pos = label[rows] > 0
+            pos, neg = np.flatnonzero(is_pos), np.flatnonzero(~is_pos)
             keep = max(self.max_rows - len(pos), 1)
-            rows = np.concatenate([pos, rng.choice(neg, min(keep, len(neg)), replace=False)])
-        x = cross_features(f.portraits[rows], f.video_vectors(rows))
+            pick = np.concatenate([pos, rng.choice(neg, min(keep, len(neg)), replace=False)])
+            rows, vv = rows[pick], vv[pick]
+        x = cross_features(f.portraits[rows], vv)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         x = (x - self.mean) / self.std
         y = label[rows].astype(int)

@@ -48,7 +48,7 @@ from models.video_runtime import VideoAnalyzer
 __all__ = ["FEATURES_VERSION", "DatasetFeatures", "analyze_videos", "dataset_features"]
 
 log = logging.getLogger(__name__)
-FEATURES_VERSION = 5
+FEATURES_VERSION = 6  # 6: replay in event_order (ties by position, video_id)
 _REASON_INDEX = {r.value: i for i, r in enumerate(REASONS)}
 
 
@@ -193,7 +193,8 @@ def dataset_features(directory: str | Path, *, title_encoder: str = "minilm",
     inter = ds.interactions
     cols = {c: inter.column(c).to_pylist() for c in (
         "user_id", "video_id", "ts", "play_ms", "duration_ms", "watch_ratio",
-        "explicit_negative", "reason_category", "split", "implicit_negative", "rating")}
+        "explicit_negative", "reason_category", "split", "implicit_negative", "rating",
+        "position")}
     n = len(cols["user_id"])
     rating = np.array([np.nan if r is None else float(r) for r in cols["rating"]])
     rating_known = ~np.isnan(rating)

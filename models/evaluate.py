@@ -15,7 +15,8 @@ Protocol (also in docs/agents.md):
   recommended); the majority class is down-sampled (seeded) to a 1:1 set.
   ENF is trained on each dataset's train split (the same scorer network over
   the Profile Agent's portraits and the item analyses); an item's plot appeal
-  is its train-split like rate (Beta-smoothed), since there is no video to watch.
+  is its train-split like rate (Beta-smoothed), since there is no video to watch;
+  a train row's rate is computed out of fold, so it never contains the row's own label.
 * The decision threshold of every model is the F1-optimal one on the valid
   split built the same way; metrics are then computed once on test. F1,
   precision and recall are of the negative-feedback class.
@@ -34,6 +35,7 @@ import numpy as np
 from enf_core.features import VIDEO_SLICES
 from models.baselines import ItemPopularity, LogisticBaseline
 from models.dataset_features import DatasetFeatures, dataset_features
+from models.item_appeal import item_rates
 from models.metrics import best_f1_threshold, binary_metrics, class_accuracy
 
 __all__ = ["PAPER_FLOORS", "EvalConfig", "evaluate_quick", "explicit_rows", "implicit_rows"]
@@ -158,31 +160,38 @@ def evaluate_tvnf(f: DatasetFeatures, runtime: Any, config: EvalConfig) -> dict[
     return out
 
 
-def with_item_appeal(f: DatasetFeatures, prior: float) -> DatasetFeatures:
-    """Rating data: plot appeal := the item's Beta-smoothed train-split like rate."""
+def with_item_appeal(f: DatasetFeatures, prior: float, *, folds: int = 5, seed: int = 0
+                     ) -> tuple[DatasetFeatures, np.ndarray]:
+    """Rating data: plot appeal := the item's Beta-smoothed train-split like rate.
+
+    Returns the features with the whole-train rate in every video vector (what valid
+    and test rows see) and the train rows' own video vectors [n_train, 33], whose rate
+    is out of fold (``models.item_appeal``): a train row never sees its own label.
+    """
     train = f.rows("train")
     train = train[f.rating_known[train]]
-    like = (~f.dislike[train]).astype(np.float64)
-    items = f.video_row[train]
-    g = like.mean() if len(like) else 0.5
-    sums = np.bincount(items, weights=like, minlength=len(f.videos))
-    counts = np.bincount(items, minlength=len(f.videos))
-    appeal = (sums + prior * g) / (counts + prior)
+    like = (~f.dislike).astype(np.float64)
+    rates = item_rates(f.video_row, like, train, len(f.videos), prior=prior, folds=folds,
+                       seed=seed)
+    col = VIDEO_SLICES["meta"].start
     videos = f.videos.copy()
-    videos[:, VIDEO_SLICES["meta"].start] = appeal
-    return replace(f, videos=videos)
+    videos[:, col] = rates.full
+    out = replace(f, videos=videos)
+    train_videos = out.video_vectors(train).copy()
+    train_videos[:, col] = rates.row[train]
+    return out, train_videos
 
 
 def evaluate_rating(f: DatasetFeatures, config: EvalConfig) -> dict[str, Any]:
     from models.train_scorer import ScorerData, TrainConfig, train_scorer
 
     c = config
-    f = with_item_appeal(f, c.appeal_prior)
+    f, train_videos = with_item_appeal(f, c.appeal_prior, seed=c.seed)
     valid, test = balanced_rows(f, "valid", c.seed), balanced_rows(f, "test", c.seed + 1)
     train = f.rows("train")
     train = train[f.rating_known[train]]
     label = f.dislike.astype(np.int64)
-    data = ScorerData(f.portraits[train], f.video_vectors(train), label[train],
+    data = ScorerData(f.portraits[train], train_videos, label[train],
                       np.full(len(train), -1, np.int64))  # no dislike head: one label here
     vdata = ScorerData(f.portraits[valid[0]], f.video_vectors(valid[0]), valid[1],
                        np.full(len(valid[0]), -1, np.int64))
@@ -194,7 +203,7 @@ def evaluate_rating(f: DatasetFeatures, config: EvalConfig) -> dict[str, Any]:
                                   with_class=False).items() if k in keep}
     enf["train_seconds"] = round(time.perf_counter() - t0, 2)
     pop = ItemPopularity().fit(f, train, label)
-    lr = LogisticBaseline(seed=c.seed).fit(f, train, label)
+    lr = LogisticBaseline(seed=c.seed).fit(f, train, label, videos=train_videos)
     return {"enf": enf, "baselines": {
         "item_popularity": {k: v for k, v in _task(pop, f, valid, test, with_class=False).items()
                             if k in keep},

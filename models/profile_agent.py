@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from enf_core.analysis import VideoAnalysis
+from enf_core.data.split import event_order
 from enf_core.events import FeedbackEvent, WatchEvent
 from enf_core.features import PORTRAIT_DIM
 from enf_core.portrait import Portrait, PortraitConfig, apply_event, apply_profile
@@ -33,6 +34,7 @@ __all__ = [
     "portrait_from_hash",
     "portrait_summary",
     "portrait_to_hash",
+    "replay_order",
     "replay_portraits",
     "table_rows",
 ]
@@ -66,22 +68,33 @@ class Replay:
     portraits: dict[str, Portrait]
 
 
+def replay_order(rows: Mapping[str, Sequence[Any]]) -> np.ndarray:
+    """The rows in the log's one chronological order (``enf_core.data.split.event_order``:
+    ts, user, position, video_id, row), the order the split was cut in: a train row is
+    never replayed after a valid or test row of its user, even on equal timestamps."""
+    position = rows.get("position")
+    return event_order(np.asarray(rows["user_id"], dtype=object), np.asarray(rows["ts"], np.int64),
+                       position=None if position is None else np.asarray(position, dtype=object),
+                       video_ids=np.asarray(rows["video_id"], dtype=object))
+
+
 def replay_portraits(rows: Mapping[str, Sequence[Any]], analyses: Mapping[str, VideoAnalysis],
                      users: Mapping[str, Mapping[str, Any]] | None = None, *,
                      config: ProfileConfig | None = None) -> Replay:
     """Replay interactions in time order through the Profile Agent.
 
     ``rows`` has columns user_id, video_id, ts, play_ms, duration_ms,
-    watch_ratio, explicit_negative, reason_category (an interactions table as
-    lists). Row *i* yields a watch event when its watch ratio (or play and
-    duration) is known, and a feedback event when it is an explicit negative.
+    watch_ratio, explicit_negative, reason_category and optionally position (an
+    interactions table as lists), replayed in ``replay_order``. Row *i* yields a
+    watch event when its watch ratio (or play and duration) is known, and a
+    feedback event when it is an explicit negative.
     ``before[i]`` is the user's portrait just before row *i*.
     """
     c = config or ProfileConfig()
     users = users or {}
     n = len(rows["user_id"])
     ts = np.asarray(rows["ts"], np.int64)
-    order = np.lexsort((np.arange(n), ts))
+    order = replay_order(rows)
     before = np.empty((n, PORTRAIT_DIM), np.float32)
     after = np.empty((n, PORTRAIT_DIM), np.float32)
     portraits: dict[str, Portrait] = {}

@@ -7,7 +7,8 @@ The rules, also in docs/data.md:
   with ``uri`` = the real file's path, or ``frames://<abs path of frames.npy>#<row>``
   for simulated frames (the video analyser resolves it), or "" when the
   dataset has neither. ``duration_ms`` = 1 means unknown (the schema requires >= 1).
-* Then user events in time order (key user_id): per feed request (``request_id``;
+* Then user events in time order (``enf_core.data.split.event_order``: ts, user,
+  position, video_id; key user_id): per feed request (``request_id``;
   derived as consecutive chunks of ``page_size`` of a user's interactions when the
   data has none) a ``candidates`` record (topic ``candidates``: the page's videos
   plus ``extra_candidates`` random catalogue videos, shuffled), then one
@@ -33,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from enf_core.data.schema import Dataset
+from enf_core.data.split import event_order
 from enf_core.events import MAX_TEXT, SCHEMA_VERSION
 
 __all__ = [
@@ -120,8 +122,8 @@ class _Ids:
 def plan_replay(ds: Dataset, config: ReplayConfig = ReplayConfig()) -> ReplayPlan:
     """Every message a replay of ``ds`` sends, in order (see the module docstring)."""
     inter = ds.interactions
-    order = np.lexsort((_position_key(inter), _column(inter, "user_id").astype(str),
-                        _column(inter, "ts")))
+    order = event_order(_column(inter, "user_id"), _column(inter, "ts"),
+                        position=_position_key(inter), video_ids=_column(inter, "video_id"))
     if config.limit is not None:
         order = order[: max(0, config.limit)]
     user = _column(inter, "user_id").astype(object)[order]

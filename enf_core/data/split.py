@@ -10,6 +10,12 @@ both teach and test a model of that user.
 Why per user and by time: a model must be judged on a user's *future* given
 their past, which is what the streaming pipeline faces. The rule depends only
 on the rows, never on a random seed, so every run and every source agrees.
+
+``event_order`` is the one chronological order of a log, used by the split,
+the loaders (which write rows in it), the Profile Agent's replay and the
+Kafka replay plan: by ts, then user, position, video_id and file row. Two rows
+of a user with the same ts are therefore ordered by position, then video_id,
+everywhere, so no train row is replayed after a valid or test row of its user.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import pyarrow as pa
 
 from enf_core.data.schema import SPLITS
 
-__all__ = ["SplitConfig", "assign_split", "split_column"]
+__all__ = ["SplitConfig", "assign_split", "event_order", "split_column"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,33 @@ def _held_out(n: np.ndarray, fraction: float) -> np.ndarray:
     return np.maximum(1, np.floor(n * fraction + 0.5)).astype(np.int64)
 
 
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Dense codes in sorted order of ``values`` (strings compare as strings)."""
+    return np.unique(np.asarray(values).astype(str), return_inverse=True)[1].reshape(-1)
+
+
+def _position_key(position: np.ndarray | None, n: int) -> np.ndarray:
+    if position is None:
+        return np.zeros(n, np.int64)
+    pos = np.asarray(position, dtype=object)
+    return np.array([0 if p is None or (isinstance(p, float) and np.isnan(p)) else int(p)
+                     for p in pos], dtype=np.int64)
+
+
+def event_order(user_ids: np.ndarray, ts: np.ndarray, *, position: np.ndarray | None = None,
+                video_ids: np.ndarray | None = None) -> np.ndarray:
+    """Row indices in the log's one chronological order: ts, user, position, video_id,
+    row (a missing position counts as 0). Within a user this is the split's order."""
+    n = len(user_ids)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    keys: list[np.ndarray] = [np.arange(n)]
+    if video_ids is not None:
+        keys.append(_codes(video_ids))
+    keys += [_position_key(position, n), _codes(user_ids), np.asarray(ts, np.int64)]
+    return np.lexsort(tuple(keys)).astype(np.int64)
+
+
 def assign_split(user_ids: np.ndarray, ts: np.ndarray, *, position: np.ndarray | None = None,
                  video_ids: np.ndarray | None = None,
                  config: SplitConfig = SplitConfig()) -> np.ndarray:
@@ -51,14 +84,9 @@ def assign_split(user_ids: np.ndarray, ts: np.ndarray, *, position: np.ndarray |
     n_rows = len(user_ids)
     if n_rows == 0:
         return np.array([], dtype=object)
-    _, user_codes = np.unique(np.asarray(user_ids), return_inverse=True)
-    keys: list[np.ndarray] = []
-    if video_ids is not None:
-        keys.append(np.unique(np.asarray(video_ids), return_inverse=True)[1])
-    if position is not None:
-        keys.append(np.asarray(position))
-    keys += [np.asarray(ts), user_codes]
-    order = np.lexsort(tuple(keys))
+    user_codes = _codes(user_ids)
+    order = event_order(user_ids, ts, position=position, video_ids=video_ids)
+    order = order[np.argsort(user_codes[order], kind="stable")]  # per user, in event order
     sorted_users = user_codes[order]
     starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
     sizes = np.diff(np.r_[starts, n_rows])

@@ -155,3 +155,37 @@ def test_portrait_round_trips_through_redis(redis_server) -> None:  # type: igno
     apply_event(back, e, analyses["v0"])
     apply_event(p, e, analyses["v0"])
     assert back.to_dict() == p.to_dict()
+
+
+def test_replay_order_puts_every_train_row_before_the_users_held_out_rows() -> None:
+    """One order everywhere: the Profile Agent replays ties on (user, ts) the way the split
+    cut them, so a valid / test row's portrait has seen all of the user's train rows."""
+    import numpy as np
+
+    from enf_core.data.loaders.common import interactions_table
+    from models.profile_agent import replay_order, replay_portraits
+
+    rng = np.random.default_rng(2)
+    n = 300
+    users = rng.choice(["a", "b", "c"], size=n)
+    ts = rng.integers(0, 8, size=n) * 1000
+    videos = np.array([str(x) for x in rng.permutation(n)])
+    t = interactions_table(user_id=users, video_id=videos, ts=ts,
+                           explicit=rng.random(n) < 0.2)
+    cols = {c: t.column(c).to_pylist() for c in t.column_names}
+    cols["watch_ratio"] = [0.5] * n
+    shuffled = rng.permutation(n)  # the file's row order must not matter
+    cols = {c: [v[i] for i in shuffled] for c, v in cols.items()}
+    rank = {"train": 0, "valid": 1, "test": 2}
+    order = replay_order(cols)
+    for u in "abc":
+        seq = [rank[cols["split"][i]] for i in order if cols["user_id"][i] == u]
+        assert seq == sorted(seq)
+    replay = replay_portraits(cols, {})
+    for u in "abc":
+        mine = [int(i) for i in order if cols["user_id"][i] == u]
+        n_train = sum(cols["split"][i] == "train" for i in mine)
+        last_train, first_held_out = mine[n_train - 1], mine[n_train]
+        assert cols["split"][first_held_out] != "train"
+        # the portrait before the first held-out row is the one after the last train row
+        assert np.array_equal(replay.before[first_held_out], replay.after[last_train])

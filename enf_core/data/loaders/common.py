@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from enf_core.data.schema import IMPLICIT_THRESHOLD
-from enf_core.data.split import SplitConfig, split_column
+from enf_core.data.split import SplitConfig, event_order, split_column
 
 __all__ = ["LoadedTables", "anonymous_users", "default_shared_data", "interactions_table"]
 
@@ -44,11 +44,19 @@ def interactions_table(*, user_id: np.ndarray, video_id: np.ndarray, ts: np.ndar
 
     ``play_ms``/``duration_ms`` may hold NaN for unknown values (or be None when
     the source has no watch signal); watch ratio and the implicit flag follow.
+    Rows are written in ``event_order`` (ts, user, video_id): the file's row order is
+    the order the split, the Profile Agent's replay and the Kafka replay all use.
     """
     n = len(user_id)
     uid = np.asarray(user_id).astype(str).astype(object)
     vid = np.asarray(video_id).astype(str).astype(object)
     ts = np.asarray(ts, dtype=np.int64)
+    order = event_order(uid, ts, video_ids=vid)
+    uid, vid, ts = uid[order], vid[order], ts[order]
+    explicit = np.asarray(explicit)[order]
+    rating = None if rating is None else np.asarray(rating)[order]
+    play_ms = None if play_ms is None else np.asarray(play_ms)[order]
+    duration_ms = None if duration_ms is None else np.asarray(duration_ms)[order]
     if play_ms is not None and duration_ms is not None:
         play = np.asarray(play_ms, dtype=np.float64)
         dur = np.asarray(duration_ms, dtype=np.float64)
