@@ -4,7 +4,10 @@ Order of a publish: write ``scorer-<version>.onnx`` (and its indexed twin and
 the torch weights), check that onnxruntime reproduces torch within 1e-5, then
 replace ``manifest.json``. A scorer polling the directory therefore never sees a
 manifest that names a file not yet complete. Old versions are pruned after the
-swap (a running session has its weights in memory already).
+swap: the archived manifests ``manifest-<version>.json`` of the current and
+the ``KEEP_OLD_VERSIONS`` previous versions, and every file they name, stay, so
+``enf model rollback`` can restore them (a running session has its weights in
+memory already).
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ import torch
 
 from enf_core.features import FEATURE_LAYOUT_VERSION, PORTRAIT_DIM, VIDEO_DIM
 from enf_core.taxonomy import REASONS
-from models.manifest import MANIFEST_NAME, file_sha256, read_manifest, write_manifest
+from models.manifest import (
+    MANIFEST_NAME,
+    archive_manifest,
+    archive_name,
+    file_sha256,
+    prune_versions,
+    read_manifest,
+    write_manifest,
+)
 from models.scorer import IndexedScorer, ScorerNet
 
 __all__ = ["OPSET", "PARITY_ATOL", "data_hash", "export_scorer", "onnx_parity"]
@@ -29,7 +40,7 @@ __all__ = ["OPSET", "PARITY_ATOL", "data_hash", "export_scorer", "onnx_parity"]
 log = logging.getLogger(__name__)
 OPSET = 17
 PARITY_ATOL = 1e-5
-KEEP_OLD_VERSIONS = 2
+KEEP_OLD_VERSIONS = 4  # archived versions kept restorable beside the current one
 
 SCORER_INPUTS = [
     {"name": "portrait", "shape": ["batch", PORTRAIT_DIM], "dtype": "float32"},
@@ -91,20 +102,7 @@ def _new_version(model: ScorerNet) -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{h.hexdigest()[:8]}"
 
 
-VERSIONED_PREFIXES = ("scorer", "scorer_indexed", "video_head", "portrait_step")
-
-
-def _prune(model_dir: Path, keep: set[str]) -> None:
-    stamped = sorted((f for f in model_dir.glob("*-*.*") if f.name not in keep
-                      and f.name.split("-", 1)[0] in VERSIONED_PREFIXES
-                      and f.suffix in (".onnx", ".pt")),
-                     key=lambda f: f.stat().st_mtime)
-    versions: dict[str, list[Path]] = {}
-    for f in stamped:
-        versions.setdefault(f.name.split("-", 1)[1].rsplit(".", 1)[0], []).append(f)
-    for version in list(versions)[:-KEEP_OLD_VERSIONS or None]:
-        for f in versions[version]:
-            f.unlink(missing_ok=True)
+VERSIONED_PREFIXES = ("scorer", "scorer_indexed", "video_head", "portrait_step", "explainer")
 
 
 def export_scorer(model: ScorerNet, model_dir: str | Path, *, name: str = "enf-scorer",
@@ -145,6 +143,7 @@ def export_scorer(model: ScorerNet, model_dir: str | Path, *, name: str = "enf-s
         "name": name,
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "published_ns": time.time_ns(),  # orders versions published within one second
         "opset": OPSET,
         "feature_layout_version": FEATURE_LAYOUT_VERSION,
         "inputs": SCORER_INPUTS,
@@ -165,11 +164,13 @@ def export_scorer(model: ScorerNet, model_dir: str | Path, *, name: str = "enf-s
             old = read_manifest(model_dir)
         except Exception:  # a broken old manifest is simply replaced
             old = None
-    write_manifest(model_dir, manifest)
+    if old is not None and "parent_version" not in manifest:
+        manifest["parent_version"] = old["version"]
+    if old is not None and versioned and not (model_dir / archive_name(old["version"])).exists():
+        # a version published before archives existed: archive it, so it stays restorable
+        archive_manifest(model_dir, old)
+    write_manifest(model_dir, manifest, archive=versioned)
     if versioned:
-        keep = {e["path"] for e in manifest["files"].values()}
-        if old is not None:
-            keep |= {e["path"] for e in old["files"].values()}
-        _prune(model_dir, keep)
+        prune_versions(model_dir, keep=KEEP_OLD_VERSIONS, versioned_prefixes=VERSIONED_PREFIXES)
     log.info("published %s %s to %s (parity %.1e)", name, version, model_dir, diff)
     return manifest

@@ -21,8 +21,13 @@ from typing import Any
 __all__ = [
     "MANIFEST_NAME",
     "ModelError",
+    "archive_manifest",
+    "archive_name",
     "file_sha256",
+    "list_versions",
+    "prune_versions",
     "read_manifest",
+    "rollback",
     "validate_manifest",
     "write_manifest",
 ]
@@ -75,12 +80,15 @@ def validate_manifest(manifest: Any, *, where: str = "manifest") -> None:
             raise ModelError(f"{where}: files.{role}.path must be a plain file name")
 
 
-def write_manifest(model_dir: str | Path, manifest: dict[str, Any]) -> Path:
-    """Write ``manifest.json`` atomically (temp file in the same dir + os.replace)."""
-    validate_manifest(manifest)
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=model_dir)
+def archive_name(version: str) -> str:
+    """File name of a version's archived manifest (what rollback restores)."""
+    if not version or "/" in version or version.startswith("."):
+        raise ModelError(f"not a model version: {version!r}")
+    return f"manifest-{version}.json"
+
+
+def _write_atomic(model_dir: Path, name: str, manifest: dict[str, Any]) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json.tmp", dir=model_dir)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2, sort_keys=False)
@@ -88,9 +96,140 @@ def write_manifest(model_dir: str | Path, manifest: dict[str, Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it 0600; other users of the dir must read it
-        target = model_dir / MANIFEST_NAME
+        target = model_dir / name
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_manifest(model_dir: str | Path, manifest: dict[str, Any], *,
+                   archive: bool = True) -> Path:
+    """Write ``manifest.json`` atomically (temp file in the same dir + os.replace).
+
+    With ``archive`` the same manifest is first written as
+    ``manifest-<version>.json``: every published version stays restorable by
+    ``rollback`` for as long as its archive (and so its files) is kept.
+    """
+    validate_manifest(manifest)
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if archive:
+        archive_manifest(model_dir, manifest)
+    return _write_atomic(model_dir, MANIFEST_NAME, manifest)
+
+
+def archive_manifest(model_dir: str | Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest-<version>.json`` only (atomically); the current one is untouched."""
+    validate_manifest(manifest)
+    return _write_atomic(Path(model_dir), archive_name(str(manifest["version"])), manifest)
+
+
+def _archives(model_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every readable archived manifest by version (unreadable ones are skipped)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in model_dir.glob("manifest-*.json"):
+        try:
+            m = json.loads(path.read_bytes())
+            validate_manifest(m, where=str(path))
+        except (OSError, ValueError, ModelError):
+            continue
+        if path.name == archive_name(str(m["version"])):
+            out[str(m["version"])] = m
+    return out
+
+
+def _order(m: dict[str, Any]) -> tuple[str, int, str]:
+    """Publication order: ``created`` (seconds), then ``published_ns`` when present."""
+    return (str(m["created"]), int(m.get("published_ns") or 0), str(m["version"]))
+
+
+def _files_present(model_dir: Path, manifest: dict[str, Any]) -> bool:
+    return all((model_dir / e["path"]).is_file() for e in manifest["files"].values())
+
+
+def list_versions(model_dir: str | Path) -> dict[str, Any]:
+    """The current version and every archived one, oldest first.
+
+    Each entry: version, created, name, parent_version, teacher, current (bool),
+    restorable (its archive and every file it names are present).
+    """
+    model_dir = Path(model_dir)
+    current = read_manifest(model_dir)
+    archives = _archives(model_dir)
+    if current["version"] not in archives:
+        archives[str(current["version"])] = current
+    rows = []
+    for version, m in sorted(archives.items(), key=lambda kv: _order(kv[1])):
+        rows.append({"version": version, "created": m["created"], "name": m["name"],
+                     "parent_version": m.get("parent_version"), "teacher": m.get("teacher"),
+                     "current": version == current["version"],
+                     "restorable": (model_dir / archive_name(version)).is_file()
+                     and _files_present(model_dir, m)})
+    return {"model": str(model_dir.resolve()), "current": current["version"], "versions": rows}
+
+
+def rollback(model_dir: str | Path, to: str | None = None) -> dict[str, Any]:
+    """Make an archived version current again; returns {from, to, manifest}.
+
+    ``to=None`` restores the current version's ``parent_version``, else the
+    newest archived version older than the current one. The archive replaces
+    ``manifest.json`` with one ``os.replace`` (after checking every file it
+    names is present and matches its checksum), so a polling worker switches
+    back without a restart and never sees a half-written manifest.
+    """
+    model_dir = Path(model_dir)
+    current = read_manifest(model_dir)
+    archives = _archives(model_dir)
+    if to is None:
+        to = current.get("parent_version")
+        if not to or to not in archives:
+            older = sorted((m for v, m in archives.items() if v != current["version"]
+                            and _order(m) <= _order(current)),
+                           key=lambda m: _order(m))
+            if not older:
+                raise ModelError(f"{model_dir}: no earlier archived version to roll back to")
+            to = str(older[-1]["version"])
+    if to not in archives:
+        raise ModelError(f"{model_dir}: no archived manifest for version {to!r} "
+                         f"(have: {', '.join(sorted(archives)) or 'none'})")
+    target = archives[to]
+    for role, entry in target["files"].items():
+        path = model_dir / entry["path"]
+        if not path.is_file():
+            raise ModelError(f"version {to}: files.{role} {path} is missing")
+        digest = entry.get("sha256")
+        if digest and file_sha256(path) != digest:
+            raise ModelError(f"version {to}: {path} does not match its sha256")
+    _write_atomic(model_dir, MANIFEST_NAME, target)
+    return {"from": current["version"], "to": to, "manifest": target}
+
+
+def prune_versions(model_dir: str | Path, *, keep: int, versioned_prefixes: tuple[str, ...]
+                   ) -> list[str]:
+    """Drop archived manifests beyond the ``keep`` newest (never the current one),
+    then every versioned file (``<prefix>-*``) no remaining manifest names.
+
+    Returns the names of the removed files. A running worker has its weights in
+    memory already, so removing a file it loaded is safe.
+    """
+    model_dir = Path(model_dir)
+    current = read_manifest(model_dir)
+    archives = _archives(model_dir)
+    ordered = sorted(archives.values(), key=lambda m: _order(m))
+    others = [m for m in ordered if m["version"] != current["version"]]
+    kept = others[-keep:] if keep > 0 else []
+    removed: list[str] = []
+    kept_versions = {str(m["version"]) for m in kept} | {str(current["version"])}
+    for version in archives:
+        if version not in kept_versions:
+            (model_dir / archive_name(version)).unlink(missing_ok=True)
+            removed.append(archive_name(version))
+    referenced = {e["path"] for m in [current, *kept] for e in m["files"].values()}
+    for f in model_dir.iterdir():
+        if (f.is_file() and f.name not in referenced and "-" in f.name
+                and f.name.split("-", 1)[0] in versioned_prefixes):
+            f.unlink(missing_ok=True)
+            removed.append(f.name)
+    return removed

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agents": ("agents", "Run the Video and Profile agents on one input."),
     "train": ("train", "Train and export the agents' students."),
     "eval": ("eval", "Evaluate models on the test splits."),
+    "model": ("model", "List a model directory's versions; roll back to one."),
 }
 
 
