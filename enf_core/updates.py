@@ -1,9 +1,18 @@
 """Planning a batch of portrait updates: grouping, de-duplication, metric deltas.
 
 Pure logic between the store's read and its atomic write. Given what Redis says
-(each user's version, portrait and already-applied event ids) and the Video
-Agent's analyses, it applies each not-yet-applied event once, in order, and
-says exactly which ids the write must record and which counters it must bump.
+(each user's version, portrait, watermark and recently applied event ids) and
+the Video Agent's analyses, it applies each not-yet-applied event once, in
+order, and says exactly which ids and which watermark the write must record and
+which counters it must bump.
+
+Exactly once without a window: a user's events are keyed by user id, so they
+sit on one partition in order. The watermark ``wm`` is the position
+(partition, offset, index in message) of the last event handled; a redelivered
+event at or below it on the same partition was applied already, however old the
+redelivery. The recent-id set only covers what positions cannot: the same event
+produced again at a new offset (a producer retry), and a user whose partition
+changed (a re-keyed topic, a new partition count).
 """
 
 from __future__ import annotations
@@ -17,9 +26,37 @@ from enf_core.events import Event, FeedbackEvent, ImpressionEvent, UserProfileEv
 from enf_core.portrait import Portrait, PortraitConfig, apply_event
 from enf_core.taxonomy import REASONS
 
-__all__ = ["PlannedUpdate", "UserState", "group_by_user", "metric_deltas", "plan_updates"]
+__all__ = ["PlannedUpdate", "Position", "UserState", "format_wm", "group_by_user",
+           "metric_deltas", "parse_wm", "plan_updates"]
 
 UserEvent = ImpressionEvent | WatchEvent | FeedbackEvent | UserProfileEvent
+# (partition, offset, index of the event in its message); partition -1: unknown.
+Position = tuple[int, int, int]
+
+
+def format_wm(pos: Position) -> str:
+    """The stored form: ``"<partition>:<offset>:<index in message>"``."""
+    return f"{pos[0]}:{pos[1]}:{pos[2]}"
+
+
+def parse_wm(raw: str | bytes | None) -> Position | None:
+    """A stored watermark, or None when absent or unreadable (then ids decide)."""
+    if not raw:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    parts = text.split(":")
+    if len(parts) != 3:
+        return None
+    try:
+        pos = (int(parts[0]), int(parts[1]), int(parts[2]))
+    except ValueError:
+        return None
+    return pos if pos[0] >= 0 else None
+
+
+def _at_or_below(pos: Position | None, wm: Position | None) -> bool:
+    return (pos is not None and wm is not None and pos[0] == wm[0]
+            and (pos[1], pos[2]) <= (wm[1], wm[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +66,7 @@ class UserState:
     version: int
     portrait: Portrait | None
     applied: frozenset[str] = frozenset()
+    wm: Position | None = None  # the last handled position, see the module docstring
 
 
 @dataclass(slots=True)
@@ -38,6 +76,7 @@ class PlannedUpdate:
     applied_ids: list[str] = field(default_factory=list)
     metrics: Counter[str] = field(default_factory=Counter)
     skipped_duplicates: int = 0
+    wm: Position | None = None  # the watermark the write must record
 
 
 def group_by_user(events: Iterable[Event]) -> dict[str, list[UserEvent]]:
@@ -78,12 +117,15 @@ def plan_updates(
     states: Mapping[str, UserState],
     analyses: Mapping[str, VideoAnalysis],
     config: PortraitConfig | None = None,
+    positions: Mapping[str, Sequence[Position | None]] | None = None,
 ) -> dict[str, PlannedUpdate]:
     """Apply each user's new events to a copy of the stored portrait.
 
-    An event id already recorded in Redis, or seen earlier in this batch, is
-    skipped: redelivery after a crash, a rebalance or a producer retry leaves
-    the portrait exactly as after one delivery.
+    An event at or below the user's watermark (``positions`` gives each event's
+    position, parallel to ``by_user``), or whose id is recorded in Redis or was
+    seen earlier in this batch, is skipped: redelivery after a crash, a
+    rebalance or an offset reset, and a producer retry, leave the portrait
+    exactly as after one delivery.
     """
     c = config or PortraitConfig()
     plans: dict[str, PlannedUpdate] = {}
@@ -94,7 +136,17 @@ def plan_updates(
         portrait.version = state.version
         plan = PlannedUpdate(portrait, state.version)
         seen = set(state.applied)
-        for e in events:
+        wm = state.wm
+        user_positions = positions.get(uid) if positions is not None else None
+        for i, e in enumerate(events):
+            pos = user_positions[i] if user_positions is not None else None
+            if pos is not None and pos[0] < 0:
+                pos = None
+            if _at_or_below(pos, wm):
+                plan.skipped_duplicates += 1
+                continue
+            if pos is not None:
+                wm = pos  # newer on the same partition, or the user's partition changed
             if e.event_id in seen:
                 plan.skipped_duplicates += 1
                 continue
@@ -103,6 +155,7 @@ def plan_updates(
             apply_event(portrait, e, analysis, c)
             plan.applied_ids.append(e.event_id)
             plan.metrics.update(metric_deltas(e, analysis, c.quick_swipe_ratio))
+        plan.wm = wm
         if plan.applied_ids:
             plans[uid] = plan
     return plans

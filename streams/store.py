@@ -3,9 +3,13 @@
 Key layout (Feast-like: one hash per entity, a timestamp beside the features):
 
 - ``{prefix}:p:{<user_id>}`` portrait hash: ``v`` version (CAS token), ``data``
-  (orjson portrait), ``vec`` (float32 scorer input), ``ts``, ``n``, ``qsr``.
-- ``{prefix}:a:{<user_id>}`` sorted set of applied event ids (score = version),
-  trimmed to the newest ``applied_ids_per_user``: the redelivery check.
+  (orjson portrait), ``vec`` (float32 scorer input), ``ts``, ``n``, ``qsr``,
+  ``wm`` (the last handled position ``"<partition>:<offset>:<index>"``: anything
+  at or below it on that partition is a redelivery, however old).
+- ``{prefix}:a:{<user_id>}`` sorted set of recently applied event ids (score =
+  version), trimmed to the newest ``applied_ids_per_user``: catches what the
+  watermark cannot (an event produced twice at two offsets, a user whose
+  partition changed).
 - ``{prefix}:v:<video_id>`` video hash: ``data`` (orjson VideoAnalysis),
   ``vec`` (float32), ``status`` (ok | failed), ``error``, ``ts``.
 - ``{prefix}:m:<window_start>`` metric window hash (counters), with a TTL.
@@ -50,9 +54,9 @@ _RETRYABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, Connect
 SEP = "\x1f"
 
 # KEYS: per user [portrait, applied] ... then the metric window key.
-# ARGV: n_users, keep, ttl, metric_ttl, then per user 9 values:
+# ARGV: n_users, keep, ttl, metric_ttl, then per user 10 values:
 #   expected_version, new_version, data, vec, ts, n, qsr, ids (joined), metrics
-#   ("name=delta" joined).
+#   ("name=delta" joined), wm ("" keeps the stored one).
 # Returns the 1-based indices of users whose version had moved (not written).
 _CAS_SCRIPT = """
 local n = tonumber(ARGV[1])
@@ -63,7 +67,7 @@ local mkey = KEYS[2 * n + 1]
 local conflicts = {}
 local counted = false
 for i = 1, n do
-  local a = 5 + 9 * (i - 1)
+  local a = 5 + 10 * (i - 1)
   local pkey = KEYS[2 * i - 1]
   local akey = KEYS[2 * i]
   local expected = tonumber(ARGV[a])
@@ -74,6 +78,7 @@ for i = 1, n do
   else
     redis.call('HSET', pkey, 'v', newv, 'data', ARGV[a + 2], 'vec', ARGV[a + 3],
                'ts', ARGV[a + 4], 'n', ARGV[a + 5], 'qsr', ARGV[a + 6])
+    if ARGV[a + 9] ~= '' then redis.call('HSET', pkey, 'wm', ARGV[a + 9]) end
     if ttl > 0 then redis.call('EXPIRE', pkey, ttl) end
     local nids = 0
     for id in string.gmatch(ARGV[a + 7], '[^\\31]+') do
@@ -98,7 +103,7 @@ return conflicts
 # KEYS: per user [portrait, applied]. ARGV: n_users, then per user the ids (joined)
 # and the version the caller holds in its cache (-1: none).
 # Returns per user {version or false, data (false when the caller's copy is
-# current), {1|0 per id: already applied}}.
+# current), {1|0 per id: already applied}, wm or false}.
 # One command instead of two per user: redis-py spends ~50 µs of Python per command.
 _READ_SCRIPT = """
 local n = tonumber(ARGV[1])
@@ -107,7 +112,8 @@ local out = {}
 for i = 1, n do
   local pkey = KEYS[2 * i - 1]
   local akey = KEYS[2 * i]
-  local v = redis.call('HGET', pkey, 'v')
+  local head = redis.call('HMGET', pkey, 'v', 'wm')
+  local v = head[1]
   local data = false
   if v and tonumber(v) ~= tonumber(ARGV[a + 1]) then data = redis.call('HGET', pkey, 'data') end
   local flags = {}
@@ -115,7 +121,7 @@ for i = 1, n do
     if redis.call('ZSCORE', akey, id) then table.insert(flags, 1) else table.insert(flags, 0) end
   end
   a = a + 2
-  out[i] = {v, data, flags}
+  out[i] = {v, data, flags, head[2]}
 end
 return out
 """
@@ -142,6 +148,7 @@ class PortraitWrite:
     expected_version: int
     applied_ids: tuple[str, ...]
     metrics: dict[str, int]
+    wm: str = ""  # the new watermark (enf_core.updates.format_wm); "" keeps the stored one
 
 
 async def with_retry(op: Callable[[], Awaitable[T]], *, what: str, max_backoff_s: float = 30.0,
@@ -210,9 +217,9 @@ class RedisStore:
         self, user_events: dict[str, list[str]],
         cached: dict[str, Portrait] | None = None,
         quarantine: list[Quarantined] | None = None,
-    ) -> dict[str, tuple[int, Portrait | None, set[str]]]:
-        """One command: each user's version, portrait and which of the given
-        event ids were already applied.
+    ) -> dict[str, tuple[int, Portrait | None, set[str], bytes | None]]:
+        """One command: each user's version, portrait, which of the given
+        event ids were already applied, and the stored watermark.
 
         ``cached`` holds portraits this worker wrote last; Redis sends a portrait
         back only when its version differs from the cached one (another worker
@@ -229,8 +236,8 @@ class RedisStore:
 
         # redis-py's Script reloads itself when Redis lost its script cache.
         replies = await self._retry(lambda: self._read(keys=keys, args=args), "read portraits")
-        out: dict[str, tuple[int, Portrait | None, set[str]]] = {}
-        for uid, (version_raw, data, flags) in zip(users, replies, strict=True):
+        out: dict[str, tuple[int, Portrait | None, set[str], bytes | None]] = {}
+        for uid, (version_raw, data, flags, wm) in zip(users, replies, strict=True):
             ids = user_events[uid]
             applied = {eid for eid, f in zip(ids, flags, strict=True) if f}
             version = int(version_raw) if version_raw else 0
@@ -247,7 +254,7 @@ class RedisStore:
                 portrait = cached[uid]  # Redis confirmed it is current
             else:
                 portrait = None
-            out[uid] = (version, portrait, applied)
+            out[uid] = (version, portrait, applied, wm or None)
         return out
 
     async def get_analyses(self, video_ids: Sequence[str],
@@ -293,7 +300,8 @@ class RedisStore:
             args += [w.expected_version, p.version, orjson.dumps(p.to_dict()),
                      p.vector().tobytes(), p.last_ts, p.n_events, round(p.quick_swipe_rate, 6),
                      SEP.join(w.applied_ids),
-                     SEP.join(f"{name}={delta}" for name, delta in w.metrics.items())]
+                     SEP.join(f"{name}={delta}" for name, delta in w.metrics.items()),
+                     w.wm]
         keys.append(self.metric_key(window_start))
 
         conflicts = await self._retry(lambda: self._cas(keys=keys, args=args),

@@ -12,7 +12,7 @@ from typing import Any
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import FeedbackEvent, ImpressionEvent, UserProfileEvent, WatchEvent
 from enf_core.portrait import Portrait, PortraitConfig
-from enf_core.updates import UserState, group_by_user, plan_updates
+from enf_core.updates import Position, UserState, format_wm, parse_wm, plan_updates
 from streams.handlers.base import (
     DEAD_LETTER_MAX_BYTES,
     DeadLetters,
@@ -38,6 +38,26 @@ class PortraitResult:
     users: int
     dead_letters: int
     conflicts: int
+
+
+def _group_with_positions(events: Sequence[Any], sources: Sequence[Message]
+                          ) -> tuple[dict[str, list[Any]], dict[str, list[Position | None]]]:
+    """User events grouped by user in arrival order, each with its position
+    (partition, offset, index in its message) for the watermark check."""
+    by_user: dict[str, list[Any]] = {}
+    positions: dict[str, list[Position | None]] = {}
+    prev: Message | None = None
+    index = 0
+    for e, msg in zip(events, sources, strict=True):
+        index = index + 1 if msg is prev else 0  # a message's events are contiguous
+        prev = msg
+        if not isinstance(e, _USER_EVENTS):
+            continue
+        pos = (msg.partition, msg.offset, index) if msg.partition >= 0 and msg.offset >= 0 \
+            else None
+        by_user.setdefault(e.user_id, []).append(e)
+        positions.setdefault(e.user_id, []).append(pos)
+    return by_user, positions
 
 
 class PortraitHandler:
@@ -99,7 +119,7 @@ class PortraitHandler:
     async def handle(self, messages: Sequence[Message]) -> PortraitResult:
         batch = decode_batch(messages, allowed=_USER_EVENTS)
         pending: list[Awaitable[Any]] = await self.dead.send(batch.dead)
-        by_user = group_by_user(batch.events)
+        by_user, positions = _group_with_positions(batch.events, batch.sources)
         applied = duplicates = conflicts = 0
         todo = by_user
         for _round in range(self.max_conflict_rounds):
@@ -113,10 +133,12 @@ class PortraitHandler:
                                              if not isinstance(e, UserProfileEvent)}, bad)
             raw_states = await self.store.read_for_update(ids, self._portraits, bad)
             pending += await self.dead.quarantine(bad)
-            states = {uid: UserState(v, p, frozenset(a)) for uid, (v, p, a) in raw_states.items()}
-            plans = plan_updates(todo, states, analyses, self.config)
+            states = {uid: UserState(v, p, frozenset(a), parse_wm(wm))
+                      for uid, (v, p, a, wm) in raw_states.items()}
+            plans = plan_updates(todo, states, analyses, self.config, positions)
             writes = [PortraitWrite(p.portrait, p.expected_version, tuple(p.applied_ids),
-                                    dict(p.metrics)) for p in plans.values()]
+                                    dict(p.metrics), format_wm(p.wm) if p.wm else "")
+                      for p in plans.values()]
             moved = set(await self.store.write_portraits(writes, self.window_start()))
             for uid, plan in plans.items():
                 if uid in moved:

@@ -7,7 +7,14 @@ from enf_core.events import FeedbackEvent, ImpressionEvent, WatchEvent
 from enf_core.monitoring import window_record
 from enf_core.portrait import Portrait, apply_event
 from enf_core.taxonomy import ELEMENTS, REASONS, TOPICS
-from enf_core.updates import UserState, group_by_user, metric_deltas, plan_updates
+from enf_core.updates import (
+    UserState,
+    format_wm,
+    group_by_user,
+    metric_deltas,
+    parse_wm,
+    plan_updates,
+)
 
 
 def _spider(vid: str = "v1") -> VideoAnalysis:
@@ -74,3 +81,58 @@ def test_window_record_rates() -> None:
     assert rec["quick_swipe_rate"] == 0.25 and rec["dislike_rate"] == 0.01
     assert rec["by_reason"]["boring"]["quick_swipes"] == 10
     assert rec["window_end"] == 1000
+
+
+def _watches(uid: str, n: int) -> list[WatchEvent]:
+    return [WatchEvent(f"{uid}-w{k}", uid, "v1", 100 * (k % 90), 10_000, k) for k in range(n)]
+
+
+def test_a_redelivery_below_the_watermark_is_skipped_however_old() -> None:
+    """The id set forgets (it keeps the newest ids only); the watermark does not:
+    2,500 events redelivered at their positions are all skipped, with no ids."""
+    evs = _watches("u1", 2500)
+    pos = {"u1": [(3, 100 + k, 0) for k in range(2500)]}
+    once = plan_updates({"u1": evs}, {}, {}, positions=pos)["u1"]
+    assert once.wm == (3, 2599, 0) and len(once.applied_ids) == 2500
+    forgetful = UserState(once.portrait.version, once.portrait, frozenset(), once.wm)
+    assert plan_updates({"u1": evs}, {"u1": forgetful}, {}, positions=pos) == {}
+    # Half redelivered, half new: only the new half is applied, in order.
+    more = _watches("u1", 3000)
+    pos2 = {"u1": [(3, 100 + k, 0) for k in range(3000)]}
+    plan = plan_updates({"u1": more}, {"u1": forgetful}, {}, positions=pos2)["u1"]
+    assert plan.applied_ids == [e.event_id for e in more[2500:]]
+    assert plan.skipped_duplicates == 2500 and plan.wm == (3, 3099, 0)
+    ref = plan_updates({"u1": more}, {}, {})["u1"]
+    assert plan.portrait.to_dict() == ref.portrait.to_dict()
+
+
+def test_the_index_in_message_orders_events_of_one_page() -> None:
+    evs = _watches("u1", 4)
+    pos = {"u1": [(0, 7, 0), (0, 7, 1), (0, 7, 2), (0, 7, 3)]}
+    state = UserState(1, None, frozenset(), (0, 7, 1))  # crashed after the second
+    plan = plan_updates({"u1": evs}, {"u1": state}, {}, positions=pos)["u1"]
+    assert plan.applied_ids == ["u1-w2", "u1-w3"] and plan.wm == (0, 7, 3)
+
+
+def test_another_partition_or_no_position_falls_back_to_ids() -> None:
+    """A re-keyed topic or a new partition count moves a user: positions on
+    another partition say nothing, the recent ids decide, the watermark moves."""
+    evs = _watches("u1", 3)
+    state = UserState(1, None, frozenset({"u1-w0"}), (2, 500, 0))
+    plan = plan_updates({"u1": evs}, {"u1": state}, {},
+                        positions={"u1": [(5, 1, 0), (5, 2, 0), (5, 3, 0)]})["u1"]
+    assert plan.applied_ids == ["u1-w1", "u1-w2"] and plan.wm == (5, 3, 0)
+    unknown = plan_updates({"u1": evs}, {"u1": state}, {},
+                           positions={"u1": [(-1, -1, 0)] * 3})["u1"]
+    assert unknown.applied_ids == ["u1-w1", "u1-w2"] and unknown.wm == (2, 500, 0)
+    # A producer retry (same event, new offset) is caught by its id.
+    retry = plan_updates({"u1": evs[:1]}, {"u1": state}, {},
+                         positions={"u1": [(2, 900, 0)]})
+    assert retry == {}
+
+
+def test_watermark_text_round_trips_and_garbage_is_ignored() -> None:
+    assert parse_wm(format_wm((1, 22, 3))) == (1, 22, 3)
+    assert parse_wm(b"0:5:0") == (0, 5, 0)
+    for bad in (None, b"", "x", "1:2", "a:b:c", "-1:4:0"):
+        assert parse_wm(bad) is None
