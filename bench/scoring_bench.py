@@ -35,7 +35,12 @@ def main() -> None:
         create_enf_topics(svc.kafka_url, t, partitions=4)
         w = WorkerProcess(kafka_url=svc.kafka_url, redis_url=svc.redis_url,
                           broker_kind=args.broker, prefix="sc", log_path=log,
+                          # No budget and no cold rule: the threshold alone sets the
+                          # share, so the cost of emitting records is what is measured.
                           env={"ENF_SUPPRESS_THRESHOLD": args.threshold,
+                               "ENF_SUPPRESS_MAX_PER_REQUEST": "-1",
+                               "ENF_SUPPRESS_MAX_FRACTION": "1",
+                               "ENF_SUPPRESS_COLD_WATCHES": "0",
                                "ENF_SUPPRESSION_FORMAT": args.format})
         try:
             asyncio.run(produce(svc.bootstrap, t.videos, [video(i) for i in range(200)]))

@@ -198,6 +198,9 @@ class CandidatesEvent:
     ts: int
     type: str = "candidates"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The upstream ranker's score of each candidate (parallel to video_ids), if
+    # sent: passed through as ``ranker_score`` on every output item.
+    ranker_scores: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +311,23 @@ def _parse_one(obj: Any) -> list[Event]:
             if not isinstance(vid, str) or not vid or len(vid) > MAX_ID_LEN:
                 raise EventError("expected a short string id", field=f"video_ids[{i}]")
             video_ids.append(vid)
+        scores = obj.get("ranker_scores")
+        if scores is not None:
+            if not isinstance(scores, list) or len(scores) != len(video_ids):
+                raise EventError("expected a list of numbers parallel to video_ids",
+                                 field="ranker_scores")
+            for i, x in enumerate(scores):
+                if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+                    raise EventError("expected a finite number", field=f"ranker_scores[{i}]")
+        if len(set(video_ids)) != len(video_ids):  # duplicates collapse, first kept
+            first = {v: i for i, v in reversed(list(enumerate(video_ids)))}
+            keep = sorted(first.values())
+            video_ids = [video_ids[i] for i in keep]
+            scores = [scores[i] for i in keep] if scores is not None else None
         return [CandidatesEvent(_id(obj, "event_id"), _id(obj, "request_id"),
-                                _id(obj, "user_id"), tuple(video_ids), ts)]
+                                _id(obj, "user_id"), tuple(video_ids), ts,
+                                ranker_scores=(tuple(float(x) for x in scores)
+                                               if scores is not None else None))]
     raise EventError(f"unknown event type {kind!r}", field="type")
 
 
@@ -358,7 +376,8 @@ def encode(record: Any) -> bytes:
         return orjson.dumps(payload, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
     data = {name: getattr(record, name) for name in record.__slots__}  # type: ignore[attr-defined]
     data.pop("extra", None)
-    if data.get("frame_features") is None:
-        data.pop("frame_features", None)
+    for optional in ("frame_features", "ranker_scores"):
+        if optional in data and data[optional] is None:
+            data.pop(optional)
     return orjson.dumps({"v": SCHEMA_VERSION, **data}, default=_default,
                         option=orjson.OPT_SERIALIZE_NUMPY)

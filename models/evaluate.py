@@ -77,7 +77,8 @@ class RuntimePredictor:
     output: str = "p_negative"
 
     def predict(self, f: DatasetFeatures, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = self.runtime.score_outputs(f.portraits[rows], f.video_vectors(rows))
+        # Raw scores: benchmarks rank and threshold (F1 on valid) the uncalibrated p.
+        out = self.runtime.score_outputs(f.portraits[rows], f.video_vectors(rows), raw=True)
         p = out.get(self.output, out["p_negative"])
         return np.asarray(p), np.asarray(out["reason_probs"])
 

@@ -26,6 +26,7 @@ import onnxruntime as ort
 
 from enf_core.features import FEATURE_LAYOUT_VERSION, PORTRAIT_DIM, VIDEO_DIM
 from enf_core.taxonomy import REASONS
+from models.calibration import apply_calibration, check_calibration
 from models.manifest import MANIFEST_NAME, ModelError, file_sha256, read_manifest
 
 __all__ = ["DEFAULT_MODEL_DIR", "FeatureLayoutError", "ModelError", "ScorerRuntime"]
@@ -111,9 +112,25 @@ class ScorerRuntime:
 
     @property
     def threshold(self) -> float | None:
-        """The F1-optimal threshold found at training time, if the manifest has one."""
+        """The F1-optimal threshold found at training time (benchmarks only; on the
+        uncalibrated p), if the manifest has one."""
         t = self._state.manifest.get("threshold")
         return float(t) if t is not None else None
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether ``score`` returns calibrated probabilities (manifest ``calibration``)."""
+        return "p_negative" in (self._state.manifest.get("calibration") or {})
+
+    @property
+    def operating_point(self) -> dict[str, Any] | None:
+        """The product operating point on the calibrated p (manifest), if any."""
+        op = self._state.manifest.get("operating_point")
+        return dict(op) if isinstance(op, dict) else None
+
+    def calibrate(self, output: str, p: np.ndarray) -> np.ndarray:
+        """Map a raw output (``p_negative`` or ``p_dislike``) to its calibrated p."""
+        return apply_calibration((self._state.manifest.get("calibration") or {}).get(output), p)
 
     def _session(self, path: Path) -> ort.InferenceSession:
         opts = ort.SessionOptions()
@@ -133,6 +150,11 @@ class ScorerRuntime:
         except OSError as exc:
             raise ModelError(f"no model at {self.model_dir}: {exc.strerror or exc}") from None
         manifest = read_manifest(self.model_dir)
+        if "calibration" in manifest:
+            try:
+                check_calibration(manifest["calibration"])
+            except ValueError as exc:
+                raise ModelError(f"model {manifest['version']}: {exc}") from None
         layout = manifest["feature_layout_version"]
         if layout != FEATURE_LAYOUT_VERSION:
             raise FeatureLayoutError(
@@ -228,7 +250,7 @@ class ScorerRuntime:
     def _run(self, session: ort.InferenceSession, feeds: dict[str, Any]
              ) -> tuple[np.ndarray, np.ndarray]:
         p, r = self._run_all(session, feeds, ["p_negative", "reason_probs"])
-        return p, r
+        return self.calibrate("p_negative", p), r
 
     @staticmethod
     def _check(name: str, a: np.ndarray, width: int) -> np.ndarray:
@@ -238,7 +260,8 @@ class ScorerRuntime:
         return a
 
     def score(self, portraits: np.ndarray, videos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """portraits [B, 34], videos [B, 33] -> p_negative [B], reason_probs [B, 4]."""
+        """portraits [B, 34], videos [B, 33] -> p_negative [B] (calibrated when the
+        manifest has a calibration), reason_probs [B, 4]."""
         portraits = self._check("portraits", portraits, PORTRAIT_DIM)
         videos = self._check("videos", videos, VIDEO_DIM)
         if len(portraits) != len(videos):
@@ -254,8 +277,10 @@ class ScorerRuntime:
                  for i in range(0, n, MAX_BATCH)]
         return np.concatenate([p for p, _ in parts]), np.concatenate([r for _, r in parts])
 
-    def score_outputs(self, portraits: np.ndarray, videos: np.ndarray) -> dict[str, np.ndarray]:
-        """Every output of the model by name (``p_dislike`` too, when the model has it)."""
+    def score_outputs(self, portraits: np.ndarray, videos: np.ndarray, *, raw: bool = False
+                      ) -> dict[str, np.ndarray]:
+        """Every output of the model by name (``p_dislike`` too, when the model has it);
+        ``p_negative`` and ``p_dislike`` calibrated unless ``raw``."""
         portraits = self._check("portraits", portraits, PORTRAIT_DIM)
         videos = self._check("videos", videos, VIDEO_DIM)
         if len(portraits) != len(videos):
@@ -265,7 +290,12 @@ class ScorerRuntime:
         parts = [self._run_all(session, {"portrait": portraits[i:i + MAX_BATCH],
                                          "video": videos[i:i + MAX_BATCH]})
                  for i in range(0, max(len(portraits), 1), MAX_BATCH)]
-        return {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)}
+        out = {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)}
+        if not raw:
+            for name in ("p_negative", "p_dislike"):
+                if name in out:
+                    out[name] = self.calibrate(name, out[name])
+        return out
 
     def score_user(self, portrait: np.ndarray, videos: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:

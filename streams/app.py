@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from enf_core.policy import SuppressionPolicy
 from enf_core.portrait import PortraitConfig
 from streams.config import WorkerConfig
 from streams.direct import run_direct_consumer
@@ -128,8 +129,11 @@ class EnfWorker:
     """Builds the Faust app for one worker process."""
 
     def __init__(self, config: WorkerConfig, *, runtime: Any = None,
-                 analyzer: Analyzer | None = None) -> None:
+                 analyzer: Analyzer | None = None,
+                 policy: SuppressionPolicy | None = None) -> None:
         self.config = config
+        # The suppression policy: ENF_SUPPRESS_* variables (enf_core.policy).
+        self.policy = policy or SuppressionPolicy.from_env()
         topics = config.topics
         fetch_wait = config.fetch_max_wait_ms or (20 if config.broker_kind == "tansu" else 1500)
         _patch_fetch_wait(fetch_wait)
@@ -183,7 +187,7 @@ class EnfWorker:
             self.store, self.sink, self.runtime, suppressions_topic=topics.suppressions,
             explanations_topic=topics.explanations, dead_letter_topic=topics.dead_letters,
             dead_letter_max_bytes=config.dead_letter_max_bytes,
-            threshold=config.suppress_threshold,
+            policy=self.policy,
             explanations_per_request=config.explanations_per_request,
             video_cache_size=config.video_cache_size,
             suppression_pages=_suppression_pages(config.suppression_format))
@@ -282,6 +286,8 @@ class EnfWorker:
                 metrics.candidates.inc(r.candidates)
                 metrics.unknown_videos.inc(r.unknown_videos)
                 metrics.suppressions.inc(r.suppressions)
+                metrics.flagged.inc(r.flagged)
+                metrics.stale_requests.inc(r.stale_requests)
                 metrics.explanations.inc(r.explanations)
                 metrics.dead_letters.labels("scorer").inc(r.dead_letters)
                 for ms in r.latencies_ms:

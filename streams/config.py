@@ -70,9 +70,6 @@ class WorkerConfig:
     web_enabled: bool = True
     model_dir: str = ""  # empty: the default model shipped in models/default
     model_poll_s: float = 5.0  # how often the scorer looks for a new model version
-    # p_negative at or above this suppresses; negative: the model's own threshold
-    # (its manifest's F1-optimal one), or 0.5 when the manifest has none.
-    suppress_threshold: float = -1.0
     quick_swipe_ratio: float = 0.3
     # "faust": a Faust agent consumes user events (default). "direct": an aiokafka
     # consumer inside the same worker, for the highest single-event rates (Faust's

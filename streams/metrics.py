@@ -33,7 +33,15 @@ class WorkerMetrics:
                                       "Candidate rows whose video was not analysed yet "
                                       "(scored, never suppressed)", registry=r)
         self.requests = Counter("enf_candidate_requests_total", "Candidate requests", registry=r)
-        self.suppressions = Counter("enf_suppressions_total", "Suppression records", registry=r)
+        self.suppressions = Counter("enf_suppressions_total",
+                                    "Candidates suppressed by the policy (demote: marked)",
+                                    registry=r)
+        self.flagged = Counter("enf_candidates_flagged_total",
+                               "Candidates at or above the policy's threshold, before the "
+                               "per-request budget", registry=r)
+        self.stale_requests = Counter("enf_candidate_requests_stale_total",
+                                      "Requests scored on a portrait known to lag the user's "
+                                      "events", registry=r)
         self.explanations = Counter("enf_explanations_total", "Explanation records", registry=r)
         self.batch_seconds = Histogram("enf_batch_seconds", "Handler time per batch", ["agent"],
                                        buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,

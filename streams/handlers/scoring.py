@@ -1,10 +1,21 @@
-"""The candidate scorer: candidates → ONNX student → suppressions + explanations.
+"""The candidate scorer: candidates → ONNX student → policy → suppressions / re-rank pages.
 
 Per batch of candidate requests: one pipelined Redis round trip for every
 portrait and every video vector not already cached, one ONNX Runtime call for
-all candidate rows of the batch, one produce batch. Video vectors change rarely,
-so they are cached in-process for a short TTL; portraits change per event and
-are always read fresh.
+all candidate rows of the batch (calibrated p_negative), the suppression policy
+(``enf_core.policy``: operating point, per-request budget, cold portraits) over
+the whole batch, one produce batch. Video vectors change rarely, so they are
+cached in-process for a short TTL; portraits change per event and are always
+read fresh.
+
+Two ways in (both end in ``respond``):
+
+* ``handle``: the ``candidates`` topic. The portrait is the latest in Redis;
+  the record says ``stale`` when the user's portrait had not caught up with
+  the user-events partition (see ``PortraitPositions``).
+* ``PortraitHandler`` calls ``respond`` for ``candidates`` records sent on the
+  user-events topic, with the portrait exactly at the request's position in
+  the user's ordered stream (read-your-writes, never stale).
 """
 
 from __future__ import annotations
@@ -12,8 +23,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,6 +33,7 @@ import orjson
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import CandidatesEvent
 from enf_core.features import PORTRAIT_DIM, VIDEO_DIM, portrait_vector, video_vector
+from enf_core.policy import SuppressionPolicy, decide
 from enf_core.portrait import Portrait
 from enf_core.taxonomy import REASONS
 from streams.handlers.base import (
@@ -36,7 +48,7 @@ from streams.handlers.base import (
 from streams.store import RedisStore
 from streams.stored import StoredValueError, finite_vector, parse_analysis, parse_portrait
 
-__all__ = ["ScoringHandler", "ScoringResult", "ScoringRuntime"]
+__all__ = ["ScoringHandler", "ScoringRequest", "ScoringResult", "ScoringRuntime"]
 
 log = logging.getLogger(__name__)
 _NEUTRAL_PORTRAIT = portrait_vector(Portrait.new("_"))
@@ -51,14 +63,39 @@ class ScoringRuntime(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ScoringRequest:
+    """One candidates request with the portrait it is scored against."""
+
+    event: CandidatesEvent
+    produced_ms: int  # when the request entered Kafka: the latency clock's start
+    portrait_vec: np.ndarray | None  # None: no portrait yet (the blank one is used)
+    portrait: Portrait | bytes | None  # the portrait, or its stored JSON (for explanations)
+    stale: bool = False  # scored before every earlier event of the user was applied
+    lag_events: int = 0  # events known to be missing from the portrait
+
+
+@dataclass(frozen=True, slots=True)
 class ScoringResult:
     requests: int
     candidates: int
-    suppressions: int
+    suppressions: int  # candidates suppressed (drop) or marked suppressed (demote)
     explanations: int
     dead_letters: int
     latencies_ms: tuple[float, ...]
     unknown_videos: int = 0  # candidate rows whose video had no analysis yet
+    stale_requests: int = 0  # requests scored on a portrait known to lag
+    flagged: int = 0  # candidates at or above the threshold (before the budget)
+
+    def __add__(self, other: ScoringResult) -> ScoringResult:
+        return ScoringResult(*(a + b for a, b in zip(_astuple(self), _astuple(other),
+                                                     strict=True)))
+
+
+def _astuple(r: ScoringResult) -> tuple[Any, ...]:
+    return tuple(getattr(r, f) for f in ScoringResult.__slots__)
+
+
+EMPTY_RESULT = ScoringResult(0, 0, 0, 0, 0, ())
 
 
 class _VideoCache:
@@ -85,7 +122,7 @@ class _VideoCache:
 class ScoringHandler:
     def __init__(self, store: RedisStore, sink: Sink, runtime: ScoringRuntime, *,
                  suppressions_topic: str, explanations_topic: str, dead_letter_topic: str,
-                 threshold: float = -1.0, explanations_per_request: int = 3,
+                 policy: SuppressionPolicy | None = None, explanations_per_request: int = 3,
                  video_cache_size: int = 200_000, video_cache_ttl_s: float = 30.0,
                  suppression_pages: bool = False,
                  dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES) -> None:
@@ -96,17 +133,15 @@ class ScoringHandler:
         self.explanations_topic = explanations_topic
         self.dead_letter_topic = dead_letter_topic
         self.dead = DeadLetters(sink, dead_letter_topic, dead_letter_max_bytes)
-        self.threshold = threshold
+        self.policy = policy or SuppressionPolicy()
         self.explanations_per_request = explanations_per_request
         self.suppression_pages = suppression_pages
         self._cache = _VideoCache(video_cache_size, video_cache_ttl_s)
 
     def current_threshold(self) -> float:
-        """The configured threshold, else the model's (it may change on reload)."""
-        if self.threshold >= 0:
-            return self.threshold
-        model = getattr(self.runtime, "threshold", None)
-        return float(model) if model is not None else 0.5
+        """The policy's threshold on the calibrated p: configured, else the model's
+        operating point (it may change on reload), else its F1 threshold."""
+        return self.policy.resolve_threshold(getattr(self.runtime, "manifest", None))
 
     @staticmethod
     def _stored_vector(key: str, raw: bytes | None, dim: int, bad: list[Quarantined]
@@ -117,7 +152,10 @@ class ScoringHandler:
             bad.append(Quarantined(key, raw, str(exc)))
             return None
 
-    def _portrait(self, user_id: str, data: bytes | None, bad: list[Quarantined]) -> Portrait:
+    def _portrait(self, user_id: str, data: Portrait | bytes | None, bad: list[Quarantined]
+                  ) -> Portrait:
+        if isinstance(data, Portrait):
+            return data
         if data:
             try:
                 return parse_portrait(data)
@@ -135,28 +173,52 @@ class ScoringHandler:
         return VideoAnalysis.neutral(video_id)
 
     async def handle(self, messages: Sequence[Message]) -> ScoringResult:
-        from enf_core.reason import explain
-
+        """A batch from the candidates topic: latest portraits, one Redis round trip."""
         batch = decode_batch(messages, allowed=(CandidatesEvent,))
         pending: list[Any] = await self.dead.send(batch.dead)
         pairs = [(e, m) for e, m in zip(batch.events, batch.sources, strict=True)
                  if isinstance(e, CandidatesEvent)]
-        requests = [e for e, _ in pairs]
-        # When the candidates message entered Kafka: the start of the latency clock.
-        produced = [m.timestamp_ms or e.ts for e, m in pairs]
-        if not requests:
+        if not pairs:
             for fut in pending:
                 await fut
             return ScoringResult(0, 0, 0, 0, len(batch.dead), ())
-
+        users = list(dict.fromkeys(e.user_id for e, _ in pairs))
         now = time.monotonic()
-        users = list(dict.fromkeys(r.user_id for r in requests))
-        video_ids = list(dict.fromkeys(v for r in requests for v in r.video_ids))
+        video_ids = list(dict.fromkeys(v for e, _ in pairs for v in e.video_ids))
         missing = [v for v in video_ids if self._cache.get(v, now) is None]
         user_raw, video_raw = await self.store.read_for_scoring(users, missing)
         # Stored values that cannot be used are quarantined: such a video counts as
         # unknown (never suppressed), such a user as one without a portrait.
         bad: list[Quarantined] = []
+        unknown = self._cache_videos(missing, video_raw, now, bad)
+        portraits = {}
+        for u, (vec_b, data) in zip(users, user_raw, strict=True):
+            portraits[u] = (self._stored_vector(self.store.portrait_key(u), vec_b, PORTRAIT_DIM,
+                                                bad), data)
+        requests = []
+        for e, m in pairs:
+            vec, data = portraits[e.user_id]
+            requests.append(ScoringRequest(e, m.timestamp_ms or e.ts, vec, data))
+        result = await self._respond(requests, unknown, now, pending, bad)
+        return replace(result, dead_letters=len(batch.dead))
+
+    async def respond(self, requests: Sequence[ScoringRequest]) -> ScoringResult:
+        """Score requests whose portraits the caller already has (read-your-writes
+        path); reads only the video vectors not cached (one round trip at most)."""
+        if not requests:
+            return EMPTY_RESULT
+        now = time.monotonic()
+        video_ids = list(dict.fromkeys(v for r in requests for v in r.event.video_ids))
+        missing = [v for v in video_ids if self._cache.get(v, now) is None]
+        unknown: set[str] = set()
+        bad: list[Quarantined] = []
+        if missing:
+            _, video_raw = await self.store.read_for_scoring([], missing)
+            unknown = self._cache_videos(missing, video_raw, now, bad)
+        return await self._respond(requests, unknown, now, [], bad)
+
+    def _cache_videos(self, missing: list[str], video_raw: Sequence[tuple[Any, Any]],
+                      now: float, bad: list[Quarantined]) -> set[str]:
         unknown: set[str] = set()
         for vid, (vec_b, data) in zip(missing, video_raw, strict=True):
             vec = self._stored_vector(self.store.video_key(vid), vec_b, VIDEO_DIM, bad)
@@ -170,12 +232,13 @@ class ScoringHandler:
                 unknown.add(vid)
             else:
                 self._cache.put(vid, vec, data, now)
+        return unknown
 
-        user_index = {u: i for i, u in enumerate(users)}
-        user_mat = np.empty((len(users), PORTRAIT_DIM), np.float32)
-        for i, (vec_b, _data) in enumerate(user_raw):
-            vec = self._stored_vector(self.store.portrait_key(users[i]), vec_b, PORTRAIT_DIM, bad)
-            user_mat[i] = _NEUTRAL_PORTRAIT if vec is None else vec
+    async def _respond(self, requests: Sequence[ScoringRequest], unknown: set[str], now: float,
+                       pending: list[Awaitable[Any]], bad: list[Quarantined]) -> ScoringResult:
+        from enf_core.reason import explain
+
+        video_ids = list(dict.fromkeys(v for r in requests for v in r.event.video_ids))
         video_index = {v: i for i, v in enumerate(video_ids)}
         video_mat = np.empty((len(video_ids), VIDEO_DIM), np.float32)
         video_data: list[bytes | None] = []
@@ -190,80 +253,100 @@ class ScoringHandler:
         # the feed should not hide what the plugin cannot judge.
         judged = np.fromiter((vid not in unknown for vid in video_ids), dtype=bool,
                              count=len(video_ids))
-
-        uidx = np.fromiter((user_index[r.user_id] for r in requests for _ in r.video_ids),
-                           dtype=np.int64)
-        vidx = np.fromiter((video_index[v] for r in requests for v in r.video_ids),
-                           dtype=np.int64)
-        p_neg, reason_probs = self.runtime.score(user_mat[uidx], video_mat[vidx])
-        top_reason = reason_probs.argmax(axis=1)
+        user_mat = np.empty((len(requests), PORTRAIT_DIM), np.float32)
+        for i, r in enumerate(requests):
+            user_mat[i] = _NEUTRAL_PORTRAIT if r.portrait_vec is None else r.portrait_vec
+        sizes = np.fromiter((len(r.event.video_ids) for r in requests), np.int64,
+                            count=len(requests))
+        starts = np.r_[0, np.cumsum(sizes)]
+        uidx = np.repeat(np.arange(len(requests)), sizes)
+        vidx = np.fromiter((video_index[v] for r in requests for v in r.event.video_ids),
+                           dtype=np.int64, count=int(starts[-1]))
+        portraits, videos = user_mat[uidx], video_mat[vidx]
+        p_neg, reason_probs = self.runtime.score(portraits, videos)
         # A row the model answered with NaN or Inf is never suppressed.
         finite = np.isfinite(p_neg) & np.isfinite(reason_probs).all(axis=1)
-        flagged = np.flatnonzero((p_neg >= self.current_threshold()) & judged[vidx] & finite)
+        d = decide(self.policy, p_neg, self.current_threshold(), portraits, videos, starts,
+                   judged[vidx] & finite)
+        top_reason = reason_probs.argmax(axis=1)
 
         ts = now_ms()
         version = self.runtime.version
+        demote = self.policy.mode == "demote"
         n_expl = 0
         latencies: list[float] = []
-        portraits: dict[str, Portrait] = {}
-        row_starts = np.cumsum([0] + [len(r.video_ids) for r in requests])
-        req_of_row = np.searchsorted(row_starts, flagged, side="right") - 1
-        per_request: dict[int, list[int]] = {}
-        for row, ri in zip(flagged.tolist(), req_of_row.tolist(), strict=True):
-            per_request.setdefault(ri, []).append(row)
-        for ri, rows in per_request.items():
-            req = requests[ri]
-            key = req.user_id.encode()
-            latencies.append(ts - produced[ri])
+        for ri, req in enumerate(requests):
+            lo, hi = int(starts[ri]), int(starts[ri + 1])
+            rows = [lo + j for j in np.flatnonzero(d.suppressed[lo:hi]).tolist()]
+            if not rows and not demote:
+                continue
+            e = req.event
+            key = e.user_id.encode()
+            latencies.append(ts - req.produced_ms)
+            common = {"request_id": e.request_id, "user_id": e.user_id, "model_version": version,
+                      "ts": ts, "request_ts": e.ts, "source_ts": req.produced_ms,
+                      "stale": req.stale, "portrait_lag_events": req.lag_events}
+            scores = e.ranker_scores
             rows.sort(key=lambda r: -float(p_neg[r]))
             page: list[dict[str, object]] = []
+            portrait: Portrait | None = None
             for rank, row in enumerate(rows):
-                vid = video_ids[int(vidx[row])]
+                vid = e.video_ids[row - lo]
                 p = float(p_neg[row])
                 reason = REASONS[int(top_reason[row])].value
-                # Deterministic ids (docs/interfaces.md): a redelivered batch emits
-                # the same record_id again, so consumers de-duplicate on it.
-                record = {"v": 1, "type": "suppression",
-                          "record_id": f"{req.request_id}:{vid}", "request_id": req.request_id,
-                          "user_id": req.user_id, "video_id": vid, "p_negative": round(p, 5),
-                          "reason": reason, "model_version": version, "ts": ts,
-                          "request_ts": req.ts, "source_ts": produced[ri]}
+                item: dict[str, object] = {"video_id": vid, "p_negative": round(p, 5),
+                                           "reason": reason}
+                if scores is not None:
+                    item["ranker_score"] = scores[row - lo]
+                record = {"v": 1, "type": "suppression", "record_id": f"{e.request_id}:{vid}",
+                          **common, **item}
                 if self.suppression_pages:
-                    page.append({"video_id": vid, "p_negative": record["p_negative"],
-                                 "reason": reason})
-                else:
+                    page.append(item)
+                elif not demote:
                     pending.append(await self.sink.send(self.suppressions_topic, key,
                                                         orjson.dumps(record)))
                 if rank >= self.explanations_per_request:
                     continue
-                portrait = portraits.get(req.user_id)
                 if portrait is None:
-                    portrait = self._portrait(req.user_id, user_raw[user_index[req.user_id]][1],
-                                              bad)
-                    portraits[req.user_id] = portrait
+                    portrait = self._portrait(e.user_id, req.portrait, bad)
                 analysis = self._analysis(vid, video_data[int(vidx[row])], bad)
                 probs = [float(x) for x in reason_probs[row]]
                 exp = explain(portrait, analysis, p, probs)
-                record = {**record, "type": "explanation",
-                          "record_id": f"{req.request_id}:{vid}:x", "reason": exp.reason,
+                record = {**record, "type": "explanation", "record_id": f"{e.request_id}:{vid}:x",
+                          "explainer": "template", "reason": exp.reason,
                           "reason_probs": {r.value: round(x, 5)
                                            for r, x in zip(REASONS, probs, strict=True)},
                           "text": exp.text, "evidence": exp.evidence}
                 pending.append(await self.sink.send(self.explanations_topic, key,
                                                     orjson.dumps(record)))
                 n_expl += 1
-            if page:
+            if demote:
+                items = []
+                for row in range(lo, hi):
+                    entry: dict[str, object] = {
+                        "video_id": e.video_ids[row - lo],
+                        "penalty": round(float(d.penalty[row]), 5),
+                        "p_negative": round(float(p_neg[row]), 5),
+                        "reason": REASONS[int(top_reason[row])].value,
+                        "suppressed": bool(d.suppressed[row])}
+                    if scores is not None:
+                        entry["ranker_score"] = scores[row - lo]
+                    items.append(entry)
+                record = {"v": 1, "type": "rerank_page", "record_id": e.request_id, **common,
+                          "items": items}
+                pending.append(await self.sink.send(self.suppressions_topic, key,
+                                                    orjson.dumps(record)))
+            elif page:
                 # One message per request: the per-record produce cost, not the
                 # model, bounds the scorer when many candidates are suppressed.
-                record = {"v": 1, "type": "suppression_page", "record_id": req.request_id,
-                          "request_id": req.request_id,
-                          "user_id": req.user_id, "model_version": version, "ts": ts,
-                          "request_ts": req.ts, "source_ts": produced[ri], "items": page}
+                record = {"v": 1, "type": "suppression_page", "record_id": e.request_id,
+                          **common, "items": page}
                 pending.append(await self.sink.send(self.suppressions_topic, key,
                                                     orjson.dumps(record)))
         pending += await self.dead.quarantine(bad)
         for fut in pending:
             await fut
-        return ScoringResult(len(requests), len(uidx), len(flagged), n_expl,
-                             len(batch.dead), tuple(latencies),
-                             int(np.count_nonzero(~judged[vidx])))
+        return ScoringResult(len(requests), len(uidx), int(d.suppressed.sum()), n_expl, 0,
+                             tuple(latencies), int(np.count_nonzero(~judged[vidx])),
+                             sum(1 for r in requests if r.stale), int(d.flagged.sum()))
+

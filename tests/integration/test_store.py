@@ -113,6 +113,7 @@ async def test_retry_waits_out_a_failing_dependency() -> None:
 async def test_scorer_emits_records_or_one_page_per_request(redis_url: str, pages: bool) -> None:
     import orjson
 
+    from enf_core.policy import SuppressionPolicy
     from models.runtime import ScorerRuntime
     from streams.handlers.scoring import ScoringHandler
 
@@ -120,7 +121,9 @@ async def test_scorer_emits_records_or_one_page_per_request(redis_url: str, page
     await store.put_videos([VideoAnalysis.neutral(f"v{i}") for i in range(4)], ts=1)
     handler = ScoringHandler(store, sink, ScorerRuntime(prefer_gpu=False),
                              suppressions_topic="sup", explanations_topic="exp",
-                             dead_letter_topic="dlq", threshold=0.0, explanations_per_request=1,
+                             dead_letter_topic="dlq", explanations_per_request=1,
+                             policy=SuppressionPolicy(threshold=0.0, max_per_request=-1,
+                                                      max_fraction=1.0, cold_watches=0),
                              suppression_pages=pages)
     msgs = [Message(event("candidates", event_id=f"c{r}", request_id=f"r{r}", user_id="u",
                           video_ids=["v0", "v1", "v2", "v3", "unknown"], ts=1))

@@ -125,7 +125,10 @@ def test_worker_end_to_end(broker: Any, redis_url: str, topic_prefix: str,
                            tmp_path: Path) -> None:
     topics = TopicNames(topic_prefix)
     r = redis.Redis.from_url(redis_url)
-    env = {"ENF_SUPPRESS_THRESHOLD": "0.0", "ENF_EXPLANATIONS_PER_REQUEST": "2"}
+    # Threshold 0 with no budget and no cold rule: every judged candidate is suppressed.
+    env = {"ENF_SUPPRESS_THRESHOLD": "0.0", "ENF_SUPPRESS_MAX_PER_REQUEST": "-1",
+           "ENF_SUPPRESS_MAX_FRACTION": "1", "ENF_SUPPRESS_COLD_WATCHES": "0",
+           "ENF_EXPLANATIONS_PER_REQUEST": "2"}
     worker = WorkerProcess(kafka_url=broker.kafka_url, redis_url=redis_url,
                            broker_kind=broker.kind, prefix=topic_prefix, env=env,
                            log_path=tmp_path / "worker.log")

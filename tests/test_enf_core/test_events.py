@@ -119,3 +119,21 @@ def test_frame_features_beyond_float32_are_rejected() -> None:
     with pytest.raises(EventError) as info:
         decode_events(raw)
     assert info.value.field == "frame_features"
+
+
+def test_candidates_ranker_scores_are_parallel_and_follow_the_collapse() -> None:
+    (c,) = decode_events(_raw(type="candidates", event_id="c", request_id="r", user_id="u",
+                              video_ids=["a", "b", "a", "c"], ranker_scores=[3, 2.5, 9, 1],
+                              ts=1))
+    assert c.video_ids == ("a", "b", "c") and c.ranker_scores == (3.0, 2.5, 1.0)
+    (plain,) = decode_events(_raw(type="candidates", event_id="c", request_id="r",
+                                  user_id="u", video_ids=["a"], ts=1))
+    assert plain.ranker_scores is None
+    assert "ranker_scores" not in orjson.loads(encode(plain))
+    assert decode_events(encode(c))[0] == c
+    for bad, where in (([1.0], "ranker_scores"), ([1.0, "x"], "ranker_scores[1]"),
+                       ([1.0, True], "ranker_scores[1]"), ("12", "ranker_scores")):
+        with pytest.raises(EventError) as err:
+            decode_events(_raw(type="candidates", event_id="c", request_id="r", user_id="u",
+                               video_ids=["a", "b"], ranker_scores=bad, ts=1))
+        assert err.value.field == where

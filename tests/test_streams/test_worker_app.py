@@ -12,10 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_config_reads_typed_env_overrides() -> None:
-    cfg = WorkerConfig.from_env({"ENF_PARTITIONS": "8", "ENF_SUPPRESS_THRESHOLD": "0.7",
+    cfg = WorkerConfig.from_env({"ENF_PARTITIONS": "8", "ENF_BATCH_WITHIN_S": "0.7",
                                  "ENF_WEB_ENABLED": "false", "ENF_TOPIC_PREFIX": "feed",
                                  "ENF_PORTRAIT_ENGINE": "direct"}, web_port=7000)
-    assert cfg.partitions == 8 and cfg.suppress_threshold == 0.7
+    assert cfg.partitions == 8 and cfg.batch_within_s == 0.7
     assert cfg.web_enabled is False and cfg.web_port == 7000
     assert cfg.topics.user_events == "feed.user-events"
     assert cfg.web_host == "127.0.0.1"

@@ -1,0 +1,100 @@
+"""The scorer with the suppression policy, against a real Redis and the real model:
+budget, cold portraits, drop and demote records, ranker scores passed through."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from enf_core.analysis import VideoAnalysis
+from enf_core.policy import SuppressionPolicy
+from models.runtime import ScorerRuntime
+from streams.handlers.base import Message
+from streams.handlers.portraits import PortraitHandler
+from streams.handlers.scoring import ScoringHandler
+from streams.store import RedisStore, StoreConfig
+from tests.integration.workers import event
+
+pytestmark = pytest.mark.integration
+
+VIDEOS = [f"v{i}" for i in range(8)]
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any = None
+                   ) -> Any:
+        self.sent.append((topic, key, value))
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+    def records(self, topic: str) -> list[dict[str, Any]]:
+        return [orjson.loads(v) for t, _, v in self.sent if t == topic]
+
+
+async def _setup(redis_url: str) -> RedisStore:
+    store = RedisStore(redis_url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}"))
+    await store.put_videos([VideoAnalysis.neutral(v) for v in VIDEOS], ts=1)
+    watches = [Message(event("watch", event_id=f"w{i}", user_id="warm", video_id=VIDEOS[i % 8],
+                             play_ms=900, duration_ms=1000, ts=10 + i)) for i in range(6)]
+    await PortraitHandler(store, ListSink(), dead_letter_topic="dlq").handle(watches)
+    return store
+
+
+def _requests() -> list[Message]:
+    scores = [float(10 - i) for i in range(8)]
+    return [Message(event("candidates", event_id=f"c-{u}", request_id=f"r-{u}", user_id=u,
+                          video_ids=[*VIDEOS, "v0"], ranker_scores=[*scores, 0.5], ts=100),
+                    key=u.encode(), timestamp_ms=123)
+            for u in ("warm", "cold")]
+
+
+def _handler(store: RedisStore, sink: ListSink, **policy: Any) -> ScoringHandler:
+    return ScoringHandler(store, sink, ScorerRuntime(prefer_gpu=False), suppressions_topic="sup",
+                          explanations_topic="exp", dead_letter_topic="dlq",
+                          policy=SuppressionPolicy(threshold=0.0, **policy),
+                          explanations_per_request=1)
+
+
+async def test_drop_keeps_the_budget_and_spares_cold_portraits(redis_url: str) -> None:
+    store, sink = await _setup(redis_url), ListSink()
+    result = await _handler(store, sink).handle(_requests())
+    # 8 distinct candidates (the repeated v0 collapses): budget min(3, floor(0.25 * 8)) = 2;
+    # the cold user (no watches) loses nothing at threshold 0.
+    assert result.requests == 2 and result.candidates == 16
+    assert result.flagged == 8 and result.suppressions == 2
+    sup = sink.records("sup")
+    assert len(sup) == 2 and {s["user_id"] for s in sup} == {"warm"}
+    for s in sup:
+        assert s["record_id"] == f"r-warm:{s['video_id']}"
+        assert s["stale"] is False and s["portrait_lag_events"] == 0
+        assert s["ranker_score"] == 10.0 - VIDEOS.index(s["video_id"])
+        assert 0.0 <= s["p_negative"] <= 1.0
+    exp = sink.records("exp")
+    assert len(exp) == 1 and exp[0]["record_id"].endswith(":x")
+    assert exp[0]["explainer"] == "template" and exp[0]["text"]
+    await store.close()
+
+
+async def test_demote_answers_every_request_with_one_page(redis_url: str) -> None:
+    store, sink = await _setup(redis_url), ListSink()
+    result = await _handler(store, sink, mode="demote", demote_weight=2.0).handle(_requests())
+    pages = sink.records("sup")
+    assert [p["type"] for p in pages] == ["rerank_page", "rerank_page"]
+    by_user = {p["user_id"]: p for p in pages}
+    warm, cold = by_user["warm"], by_user["cold"]
+    assert [i["video_id"] for i in warm["items"]] == VIDEOS  # the request's order
+    assert warm["record_id"] == "r-warm" and warm["stale"] is False
+    assert sum(i["suppressed"] for i in warm["items"]) == 2 == result.suppressions
+    for i in warm["items"]:
+        assert i["penalty"] == pytest.approx(2.0 * i["p_negative"], abs=1e-4)
+        assert i["ranker_score"] == 10.0 - VIDEOS.index(i["video_id"])
+    assert all(i["penalty"] == 0 and not i["suppressed"] for i in cold["items"])
+    await store.close()
