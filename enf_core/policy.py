@@ -106,6 +106,13 @@ class SuppressionPolicy:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 
+    @classmethod
+    def unlimited(cls, threshold: float = -1.0, **overrides: Any) -> SuppressionPolicy:
+        """The threshold alone decides: no budget, no cold-portrait rule (the
+        benchmark view, and tests that want every flagged candidate)."""
+        return cls(threshold=threshold, max_per_request=-1, max_fraction=1.0, cold_watches=0,
+                   **overrides)
+
     def resolve_threshold(self, manifest: Mapping[str, Any] | None) -> float:
         """The flagging threshold: configured, else the model's operating point,
         else its (benchmark) F1 threshold, else 0.5."""

@@ -104,7 +104,9 @@ def test_worker_picks_up_b_then_rolls_back_to_a(broker: Any, redis_url: str, top
     topics = TopicNames(topic_prefix)
     r = redis.Redis.from_url(redis_url)
     env = {"ENF_MODEL_DIR": str(model_dir), "ENF_MODEL_POLL_S": "0.2",
-           "ENF_SUPPRESS_THRESHOLD": "0.0", "ENF_SUPPRESSION_FORMAT": "page",
+           "ENF_SUPPRESS_THRESHOLD": "0.0", "ENF_SUPPRESS_MAX_PER_REQUEST": "-1",
+           "ENF_SUPPRESS_MAX_FRACTION": "1", "ENF_SUPPRESS_COLD_WATCHES": "0",
+           "ENF_SUPPRESSION_FORMAT": "page",
            "ENF_EXPLANATIONS_PER_REQUEST": "1"}
     worker = WorkerProcess(kafka_url=broker.kafka_url, redis_url=redis_url,
                            broker_kind=broker.kind, prefix=topic_prefix, env=env,

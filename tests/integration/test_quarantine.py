@@ -13,6 +13,7 @@ import pytest
 
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import VideoEvent
+from enf_core.policy import SuppressionPolicy
 from streams.handlers.base import Message
 from streams.handlers.portraits import PortraitHandler
 from streams.handlers.scoring import ScoringHandler
@@ -102,7 +103,8 @@ async def test_scorer_quarantines_bad_vectors_and_never_suppresses_nan(redis_url
     await store.redis.hset(store.portrait_key("u"), mapping={"v": 1, "vec": b"\x00\x01",
                                                              "data": b"not json"})
     handler = ScoringHandler(store, sink, _NanRows({1}), suppressions_topic="sup",
-                             explanations_topic="exp", dead_letter_topic="dlq", threshold=0.0,
+                             explanations_topic="exp", dead_letter_topic="dlq",
+                             policy=SuppressionPolicy.unlimited(0.0),
                              explanations_per_request=5)
     msg = Message(event("candidates", event_id="c", request_id="r", user_id="u",
                         video_ids=["v0", "v1", "v2", "vnan", "vshort", "vjson"],

@@ -10,6 +10,7 @@ import pytest
 
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import WatchEvent
+from enf_core.policy import SuppressionPolicy
 from enf_core.portrait import Portrait, apply_event
 from streams.handlers.base import Message
 from streams.handlers.portraits import PortraitHandler
@@ -113,7 +114,6 @@ async def test_retry_waits_out_a_failing_dependency() -> None:
 async def test_scorer_emits_records_or_one_page_per_request(redis_url: str, pages: bool) -> None:
     import orjson
 
-    from enf_core.policy import SuppressionPolicy
     from models.runtime import ScorerRuntime
     from streams.handlers.scoring import ScoringHandler
 
@@ -122,8 +122,7 @@ async def test_scorer_emits_records_or_one_page_per_request(redis_url: str, page
     handler = ScoringHandler(store, sink, ScorerRuntime(prefer_gpu=False),
                              suppressions_topic="sup", explanations_topic="exp",
                              dead_letter_topic="dlq", explanations_per_request=1,
-                             policy=SuppressionPolicy(threshold=0.0, max_per_request=-1,
-                                                      max_fraction=1.0, cold_watches=0),
+                             policy=SuppressionPolicy.unlimited(0.0),
                              suppression_pages=pages)
     msgs = [Message(event("candidates", event_id=f"c{r}", request_id=f"r{r}", user_id="u",
                           video_ids=["v0", "v1", "v2", "v3", "unknown"], ts=1))
@@ -173,7 +172,8 @@ async def test_redelivered_candidates_repeat_their_record_ids(redis_url: str,
         sink = ListSink()
         handler = ScoringHandler(store, sink, ScorerRuntime(prefer_gpu=False),
                                  suppressions_topic="sup", explanations_topic="exp",
-                                 dead_letter_topic="dlq", threshold=0.0,
+                                 dead_letter_topic="dlq",
+                                 policy=SuppressionPolicy.unlimited(0.0),
                                  explanations_per_request=2, suppression_pages=pages)
         await handler.handle(msgs)
         deliveries.append([(t, orjson.loads(v)["record_id"]) for t, _, v, _ in sink.sent])
