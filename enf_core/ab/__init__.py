@@ -1,0 +1,1 @@
+"""The closed-loop simulated A/B of ENF (pure parts): world, baseline ranker, arms, statistics."""
