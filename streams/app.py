@@ -164,7 +164,9 @@ class EnfWorker:
         self.store = RedisStore(config.redis_url, StoreConfig(
             prefix=config.topic_prefix, applied_ids_per_user=config.applied_ids_per_user,
             portrait_ttl_s=config.portrait_ttl_s, retry_max_s=config.redis_retry_max_s,
-            socket_timeout_s=config.redis_timeout_s))
+            socket_timeout_s=config.redis_timeout_s,
+            max_users_per_call=config.max_users_per_call,
+            max_ids_per_call=config.max_ids_per_call))
         self.sink = FaustSink(self.app)
         self.runtime = runtime if runtime is not None else load_runtime(config)
         providers = ",".join(self.runtime.providers)

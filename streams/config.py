@@ -80,6 +80,10 @@ class WorkerConfig:
     redis_retry_max_s: float = 30.0  # back-off cap while Redis is unavailable
     redis_timeout_s: float = 10.0  # a Redis reply slower than this is a failure (retried)
     applied_ids_per_user: int = 2000  # event ids kept per user for redelivery checks
+    # Users (and event ids) per Redis Lua call: a huge batch is split so that no
+    # call blocks Redis for long; a timed-out call is retried smaller.
+    max_users_per_call: int = 500
+    max_ids_per_call: int = 20_000
     portrait_ttl_s: int = 0  # 0: portraits never expire
     metrics_window_s: float = 10.0
     video_cache_size: int = 200_000

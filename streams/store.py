@@ -42,7 +42,7 @@ from enf_core.analysis import VideoAnalysis
 from enf_core.portrait import Portrait
 from streams.stored import Quarantined, StoredValueError, parse_analysis, parse_portrait
 
-__all__ = ["PortraitWrite", "RedisStore", "StoreConfig", "with_retry"]
+__all__ = ["PortraitWrite", "RedisStore", "StoreConfig", "split_calls", "with_retry"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -138,6 +138,15 @@ class StoreConfig:
     retry_max_s: float = 30.0  # back-off cap between attempts
     retry_deadline_s: float = 0.0  # 0: retry forever (never drop a batch)
     socket_timeout_s: float = 10.0
+    # Users per Lua call. A script blocks Redis while it runs and its cost grows
+    # faster than linearly with its argument count (20k users: ~1 s, 40k: ~8 s),
+    # so a batch's users are split into calls of at most this many (pipelined:
+    # other clients run between them). A call that times out is retried with
+    # half as many users (down to one), never whole forever.
+    max_users_per_call: int = 500
+    # Event ids per Lua call (the read checks each, the write records each): a few
+    # huge pages are few users but many ids. A single user always fits one call.
+    max_ids_per_call: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +218,40 @@ class RedisStore:
     async def close(self) -> None:
         await self.redis.aclose()
 
+    async def _per_user_script(self, script: Any, units: Sequence[tuple[list[str], list[Any]]],
+                               weights: Sequence[int], head: Callable[[int], list[Any]],
+                               tail_keys: list[str], what: str) -> list[tuple[int, Any]]:
+        """Run ``script`` over per-user (keys, args) units in calls of at most
+        ``max_users_per_call`` users and ``max_ids_per_call`` event ids
+        (``weights``), pipelined in one round trip; returns (index of the
+        call's first unit, the call's reply) per call.
+
+        A timed-out pipeline is retried with calls half the size: a call that
+        landed before the timeout is harmless to repeat (a CAS whose version
+        moved is reported as a conflict and recomputed; reads have no effect).
+        """
+        limits = [max(1, self.config.max_users_per_call), max(1, self.config.max_ids_per_call)]
+
+        async def op() -> list[tuple[int, Any]]:
+            spans = split_calls(weights, limits[0], limits[1])
+            pipe = self.redis.pipeline(transaction=False)
+            for start, end in spans:
+                chunk = units[start:end]
+                keys = [k for ks, _ in chunk for k in ks] + tail_keys
+                args = head(len(chunk)) + [a for _, a_ in chunk for a in a_]
+                await script(keys=keys, args=args, client=pipe)
+            try:
+                replies = await pipe.execute()
+            except RedisTimeoutError:
+                if max(end - start for start, end in spans) > 1:
+                    limits[0], limits[1] = max(1, limits[0] // 2), max(1, limits[1] // 2)
+                    log.warning("redis %s timed out in calls of up to %d users; retrying with "
+                                "up to %d", what, max(e - s_ for s_, e in spans), limits[0])
+                raise
+            return [(start, reply) for (start, _end), reply in zip(spans, replies, strict=True)]
+
+        return await self._retry(op, what)
+
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
@@ -227,15 +270,16 @@ class RedisStore:
         """
         cached = cached or {}
         users = list(user_events)
-        keys: list[str] = []
-        args: list[Any] = [len(users)]
+        units: list[tuple[list[str], list[Any]]] = []
         for uid in users:
-            keys += [self.portrait_key(uid), self.applied_key(uid)]
             mine = cached.get(uid)
-            args += [SEP.join(user_events[uid]), mine.version if mine is not None else -1]
-
-        # redis-py's Script reloads itself when Redis lost its script cache.
-        replies = await self._retry(lambda: self._read(keys=keys, args=args), "read portraits")
+            units.append(([self.portrait_key(uid), self.applied_key(uid)],
+                          [SEP.join(user_events[uid]), mine.version if mine is not None else -1]))
+        # redis-py's pipeline loads the script first when Redis lost its script cache.
+        calls = await self._per_user_script(self._read, units,
+                                            [len(user_events[u]) for u in users],
+                                            lambda n: [n], [], "read portraits")
+        replies = [r for _start, reply in calls for r in reply]
         out: dict[str, tuple[int, Portrait | None, set[str], bytes | None]] = {}
         for uid, (version_raw, data, flags, wm) in zip(users, replies, strict=True):
             ids = user_events[uid]
@@ -286,27 +330,33 @@ class RedisStore:
 
     async def write_portraits(self, writes: Sequence[PortraitWrite],
                               window_start: int) -> list[str]:
-        """Write all portraits in one atomic script; returns user ids whose
-        version had moved since the read (nothing of theirs was written)."""
+        """Write the portraits with atomic scripts (each user's portrait, ids,
+        watermark and counters all or nothing, at most ``max_users_per_call``
+        users per script); returns user ids whose version had moved since the
+        read (nothing of theirs was written)."""
         if not writes:
             return []
         cfg = self.config
-        keys: list[str] = []
-        args: list[Any] = [len(writes), cfg.applied_ids_per_user, cfg.portrait_ttl_s,
-                           cfg.metric_ttl_s]
+        keep = max(cfg.applied_ids_per_user, 0)
+        units: list[tuple[list[str], list[Any]]] = []
+        weights: list[int] = []
         for w in writes:
             p = w.portrait
-            keys += [self.portrait_key(p.user_id), self.applied_key(p.user_id)]
-            args += [w.expected_version, p.version, orjson.dumps(p.to_dict()),
-                     p.vector().tobytes(), p.last_ts, p.n_events, round(p.quick_swipe_rate, 6),
-                     SEP.join(w.applied_ids),
-                     SEP.join(f"{name}={delta}" for name, delta in w.metrics.items()),
-                     w.wm]
-        keys.append(self.metric_key(window_start))
-
-        conflicts = await self._retry(lambda: self._cas(keys=keys, args=args),
-                                      "write portraits")
-        return [writes[int(i) - 1].portrait.user_id for i in conflicts]
+            # Only the newest ``keep`` ids survive the trim: send no more.
+            ids = w.applied_ids[-keep:] if keep else ()
+            weights.append(len(ids))
+            units.append(([self.portrait_key(p.user_id), self.applied_key(p.user_id)],
+                          [w.expected_version, p.version, orjson.dumps(p.to_dict()),
+                           p.vector().tobytes(), p.last_ts, p.n_events,
+                           round(p.quick_swipe_rate, 6), SEP.join(ids),
+                           SEP.join(f"{name}={delta}" for name, delta in w.metrics.items()),
+                           w.wm]))
+        calls = await self._per_user_script(
+            self._cas, units, weights,
+            lambda n: [n, cfg.applied_ids_per_user, cfg.portrait_ttl_s, cfg.metric_ttl_s],
+            [self.metric_key(window_start)], "write portraits")
+        return [writes[start + int(i) - 1].portrait.user_id
+                for start, conflicts in calls for i in conflicts]
 
     async def get_portrait(self, user_id: str) -> Portrait | None:
         data = await self._retry(lambda: self.redis.hget(self.portrait_key(user_id), "data"),
@@ -386,6 +436,23 @@ class RedisStore:
             for k, v in raw.items():
                 totals[_text(k)] = totals.get(_text(k), 0) + int(v)
         return totals
+
+
+def split_calls(weights: Sequence[int], max_units: int, max_weight: int
+                ) -> list[tuple[int, int]]:
+    """Consecutive [start, end) spans of at most ``max_units`` units and
+    ``max_weight`` total weight each (a unit heavier than that gets a span of
+    its own): how a batch's users are split into Lua calls."""
+    spans: list[tuple[int, int]] = []
+    start, weight = 0, 0
+    for i, w in enumerate(weights):
+        if i > start and (i - start >= max_units or weight + w > max_weight):
+            spans.append((start, i))
+            start, weight = i, 0
+        weight += w
+    if start < len(weights):
+        spans.append((start, len(weights)))
+    return spans
 
 
 def _text(value: bytes | str) -> str:

@@ -22,7 +22,7 @@ from streams.handlers.base import (
     decode_batch,
     now_ms,
 )
-from streams.store import PortraitWrite, RedisStore
+from streams.store import PortraitWrite, RedisStore, split_calls
 
 __all__ = ["PortraitHandler", "PortraitResult"]
 
@@ -116,12 +116,12 @@ class PortraitHandler:
         w = max(int(self.window_s * 1000), 1)
         return (now_ms() // w) * w
 
-    async def handle(self, messages: Sequence[Message]) -> PortraitResult:
-        batch = decode_batch(messages, allowed=_USER_EVENTS)
-        pending: list[Awaitable[Any]] = await self.dead.send(batch.dead)
-        by_user, positions = _group_with_positions(batch.events, batch.sources)
+    async def _apply(self, todo: dict[str, list[Any]],
+                     positions: dict[str, list[Position | None]],
+                     pending: list[Awaitable[Any]]) -> tuple[int, int, int]:
+        """Read, plan and write one slice of users until no write conflicts;
+        returns (applied, duplicates, conflicts)."""
         applied = duplicates = conflicts = 0
-        todo = by_user
         for _round in range(self.max_conflict_rounds):
             if not todo:
                 break
@@ -157,6 +157,24 @@ class PortraitHandler:
             todo = {uid: todo[uid] for uid in moved}
         else:
             raise RuntimeError(f"portraits of {len(todo)} users kept moving; giving up this batch")
+        return applied, duplicates, conflicts
+
+    async def handle(self, messages: Sequence[Message]) -> PortraitResult:
+        batch = decode_batch(messages, allowed=_USER_EVENTS)
+        pending: list[Awaitable[Any]] = await self.dead.send(batch.dead)
+        by_user, positions = _group_with_positions(batch.events, batch.sources)
+        applied = duplicates = conflicts = 0
+        # Users in slices of at most max_users_per_call (and max_ids_per_call
+        # events): each slice is read, planned and written before the next, so a
+        # huge batch holds one slice's portraits at a time and never one long
+        # Lua call (see StoreConfig).
+        users = list(by_user)
+        cfg = self.store.config
+        for start, end in split_calls([len(by_user[u]) for u in users],
+                                      cfg.max_users_per_call, cfg.max_ids_per_call):
+            a, d, c = await self._apply({u: by_user[u] for u in users[start:end]},
+                                        positions, pending)
+            applied, duplicates, conflicts = applied + a, duplicates + d, conflicts + c
         for fut in pending:
             await fut
         return PortraitResult(len(batch.events), applied, duplicates, len(by_user),

@@ -189,3 +189,83 @@ async def test_redelivered_candidates_repeat_their_record_ids(redis_url: str,
     exp = [rid for t, rid in first if t == "exp"]
     assert len(exp) == 4 and set(exp) <= {f"r{r}:v{i}:x" for r in range(2) for i in range(3)}
     await store.close()
+
+
+async def _evalsha_calls(store: RedisStore) -> int:
+    stats = await store.redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_a_huge_batch_is_split_into_small_lua_calls(redis_url: str) -> None:
+    """1,050 users with a limit of 100 per call: 11 reads and 11 writes instead
+    of one call each that blocks Redis; the result equals the reference."""
+    store = RedisStore(redis_url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}",
+                                              max_users_per_call=100))
+    raws = [event("watch", event_id=f"e{i}", user_id=f"u{i % 1050}", video_id="v",
+                  play_ms=37 * i % 5000, duration_ms=5000, ts=i) for i in range(2100)]
+    msgs = [Message(r, b"k", "t", 0, i) for i, r in enumerate(raws)]
+    handler = PortraitHandler(store, ListSink(), dead_letter_topic="dlq", window_s=3600)
+    before = await _evalsha_calls(store)
+    res = await handler.handle(msgs)
+    assert res.applied == 2100 and res.users == 1050
+    assert await _evalsha_calls(store) - before == 2 * 11
+    for uid in ("u0", "u523", "u1049"):
+        ref = Portrait.new(uid)
+        for i in range(2100):
+            if f"u{i % 1050}" == uid:
+                apply_event(ref, WatchEvent(f"e{i}", uid, "v", 37 * i % 5000, 5000, i), None)
+        stored = await store.get_portrait(uid)
+        assert stored is not None and stored.to_dict() == ref.to_dict()
+    assert (await store.totals())["events"] == 2100
+    await store.close()
+
+
+async def test_few_huge_pages_are_split_by_event_ids(redis_url: str) -> None:
+    """Four pages of 6,000 impressions (four users): calls stay within the id
+    budget, and only the newest ids are recorded (the watermark does the rest)."""
+    store = RedisStore(redis_url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}",
+                                              max_ids_per_call=10_000))
+    import orjson
+
+    def page(u: int) -> bytes:  # a page of three impression pages of 2,000 items
+        return orjson.dumps([orjson.loads(event(
+            "impression", event_id=f"p{u}-{k}", user_id=f"u{u}", request_id="r", ts=1,
+            items=[{"video_id": f"v{i % 300}", "position": i} for i in range(2000)]))
+            for k in range(3)])
+
+    msgs = [Message(page(u), b"k", "t", 0, u) for u in range(4)]
+    handler = PortraitHandler(store, ListSink(), dead_letter_topic="dlq", window_s=3600)
+    before = await _evalsha_calls(store)
+    assert (await handler.handle(msgs)).applied == 24_000
+    # 6,000 ids per user, 10,000 per call: one user per slice, a read and a write each.
+    assert await _evalsha_calls(store) - before == 4 * 2
+    assert await store.redis.zcard(store.applied_key("u0")) == 2000
+    again = await PortraitHandler(store, ListSink(), dead_letter_topic="dlq",
+                                  window_s=3600).handle(msgs)
+    assert again.applied == 0 and again.duplicates == 24_000
+    await store.close()
+
+
+async def test_a_call_that_times_out_is_retried_smaller(redis_url: str,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A reply timeout far below what one 4,000-user call takes: the worker
+    halves the call until it fits, instead of retrying the whole call forever;
+    nothing is applied twice (a call that landed late shows up as a conflict)."""
+    store = RedisStore(redis_url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}",
+                                              max_users_per_call=4000, socket_timeout_s=0.03,
+                                              retry_max_s=0.05))
+    raws = [event("watch", event_id=f"e{i}", user_id=f"u{i}", video_id="v",
+                  play_ms=i % 5000, duration_ms=5000, ts=i) for i in range(4000)]
+    msgs = [Message(r, b"k", "t", 0, i) for i, r in enumerate(raws)]
+    handler = PortraitHandler(store, ListSink(), dead_letter_topic="dlq", window_s=3600)
+    with caplog.at_level("WARNING", logger="streams.store"):
+        res = await asyncio.wait_for(handler.handle(msgs), timeout=120)
+    # A write that landed after its timeout reads back as already applied.
+    assert res.applied + res.duplicates == 4000
+    assert "retrying with up to" in caplog.text
+    assert (await store.totals())["events"] == 4000
+    ref = Portrait.new("u3999")
+    apply_event(ref, WatchEvent("e3999", "u3999", "v", 3999, 5000, 3999), None)
+    stored = await store.get_portrait("u3999")
+    assert stored is not None and stored.to_dict() == ref.to_dict()
+    await store.close()
