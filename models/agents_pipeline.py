@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from enf_core.features import VIDEO_SLICES
+from models.calibration import calibration_entry
 from models.dataset_features import DatasetFeatures, dataset_features
 from models.evaluate import explicit_rows, implicit_rows
 from models.export import data_hash, export_scorer
@@ -62,6 +63,8 @@ class AgentsTrainConfig:
     portrait_step_rows: int = 200_000  # rows (train split) for the portrait-step student
     train_students: bool = True
     name: str = "enf-agents"
+    calibration_method: str = "isotonic"  # isotonic | platt, fitted on valid (manifest)
+    target_precision: float = 0.6  # the operating point's precision on valid
 
 
 def _scorer_data(f: DatasetFeatures, rows: np.ndarray, c: AgentsTrainConfig) -> ScorerData:
@@ -214,6 +217,12 @@ def train_agents(data_dir: str | Path, out_dir: str | Path,
         thresholds["explicit"] = best_f1_threshold(ev[1], d)
         metrics["valid_explicit"] = _task_metrics(model, f, ev[0], ev[1], thresholds["explicit"],
                                                   dislike=True)
+    # Calibrated probabilities and the product operating point, on the same valid
+    # rows the scorer was validated on (raw outputs: the torch model, equal to ONNX).
+    pv, _, dv = predict_all(model, vdata.portraits, vdata.videos)
+    calibration = calibration_entry(pv, vdata.negative, dv, vdata.dislike,
+                                    method=c.calibration_method,
+                                    target_precision=c.target_precision)
     t_scorer = time.perf_counter() - t0 - t_enc - t_feat
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     files: dict[str, str] = {}
@@ -233,7 +242,7 @@ def train_agents(data_dir: str | Path, out_dir: str | Path,
         training_data_hash=data_hash(data.portraits, data.videos, data.negative, data.reason),
         extra={"threshold": thresholds.get("implicit", thresholds["any"]),
                "thresholds": {k: round(v, 5) for k, v in thresholds.items()},
-               "students": students, "timing_s": timing,
+               **calibration, "students": students, "timing_s": timing,
                "training": {"data": str(data_dir), "dataset": f.name, "rows": len(train),
                             "config": asdict(c), "feature_seconds": f.seconds,
                             "title_encoder": c.title_encoder}},

@@ -149,10 +149,11 @@ def calibrate_model(data_dir: str | Path, model_dir: str | Path, *, method: str 
     entry = calibration_entry(out["p_negative"], neg.astype(np.int64), out.get("p_dislike"),
                               f.explicit[valid].astype(np.int64), method=method,
                               target_precision=target_precision)
-    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    now = datetime.now(UTC)
+    stamp = f"{now:%Y%m%dT%H%M%SZ}"
     digest = hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:8]
     new = {**manifest, **entry, "parent_version": manifest["version"],
-           "version": f"{stamp}-cal{digest}",
+           "version": f"{stamp}-cal{digest}", "created": now.isoformat(timespec="seconds"),
            "calibrated": {"data": str(data_dir.resolve()), "at": stamp, "method": method,
                           "rows": len(valid)}}
     write_manifest(model_dir, new)

@@ -37,9 +37,11 @@ def agents(data_dir: Path, out_dir: Path, title_encoder: str, epochs: int | None
 
     Prints one JSON object last: version, metrics on valid, thresholds, timings.
     """
+    from enf_core.policy import SuppressionPolicy
     from models.agents_pipeline import AgentsTrainConfig, train_agents
 
-    c = AgentsTrainConfig(title_encoder=title_encoder, train_students=not no_students)
+    c = AgentsTrainConfig(title_encoder=title_encoder, train_students=not no_students,
+                          target_precision=SuppressionPolicy.from_env().target_precision)
     scorer = replace(c.scorer, threads=threads)
     if epochs is not None:
         scorer = replace(scorer, epochs=epochs)
@@ -52,7 +54,9 @@ def agents(data_dir: Path, out_dir: Path, title_encoder: str, epochs: int | None
         sys.exit(1)
     click.echo(json.dumps({"out": str(out_dir.resolve()), "name": m["name"],
                            "version": m["version"], "metrics": m["metrics"],
-                           "thresholds": m["thresholds"], "students": m["students"],
+                           "thresholds": m["thresholds"],
+                           "operating_point": m.get("operating_point"),
+                           "students": m["students"],
                            "timing_s": m["timing_s"],
                            "wall_s": round(time.perf_counter() - t0, 1)}))
 

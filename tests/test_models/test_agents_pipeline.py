@@ -71,6 +71,50 @@ def test_train_agents_exports_a_loadable_versioned_model(trained: tuple[Path, di
     assert set(outs) == {"p_negative", "reason_probs", "p_dislike"}
 
 
+def test_train_agents_ships_calibrated_with_an_operating_point(trained: tuple[Path, dict]
+                                                               ) -> None:
+    from models.runtime import ScorerRuntime
+
+    out, m = trained
+    assert m["calibration"]["p_negative"]["method"] == "isotonic"
+    op = m["operating_point"]
+    assert op["target_precision"] == 0.6 and op["measured_on"] == "valid"
+    assert 0.0 < op["flagged_share"] < 1.0 and 0.0 <= op["threshold"] <= 1.0
+    rt = ScorerRuntime(out, prefer_gpu=False)
+    assert rt.calibrated and rt.operating_point == op
+
+
+def test_cli_model_calibrate_publishes_a_new_version(tiny_dataset: Path,
+                                                     trained: tuple[Path, dict],
+                                                     tmp_path: Path) -> None:
+    import shutil
+
+    from models.manifest import list_versions, read_manifest
+    from models.runtime import ScorerRuntime
+
+    model = tmp_path / "model"
+    shutil.copytree(trained[0], model)
+    before = read_manifest(model)
+    res = CliRunner().invoke(main, ["model", "calibrate", "--data", str(tiny_dataset),
+                                    "--model", str(model), "--method", "platt",
+                                    "--target-precision", "0.5", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    after = read_manifest(model)
+    assert out["from"] == before["version"] == after["parent_version"]
+    assert out["version"] == after["version"] != before["version"]
+    assert after["calibration"]["p_negative"]["method"] == "platt"
+    assert out["operating_point"] == after["operating_point"]
+    assert after["operating_point"]["target_precision"] == 0.5
+    assert after["files"] == before["files"]  # same weights, new probabilities
+    assert ScorerRuntime(model, prefer_gpu=False).calibrated
+    assert {v["version"] for v in list_versions(model)["versions"]} >= {before["version"],
+                                                                          after["version"]}
+    bad = CliRunner().invoke(main, ["model", "calibrate", "--data", str(tmp_path),
+                                    "--model", str(model), "--json"])
+    assert bad.exit_code == 1 and "error" in json.loads(bad.output.strip().splitlines()[-1])
+
+
 def test_eval_quick_reports_enf_and_baselines(tiny_dataset: Path,
                                               trained: tuple[Path, dict]) -> None:
     from models.evaluate import EvalConfig, evaluate_quick
