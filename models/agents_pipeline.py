@@ -186,6 +186,32 @@ def _train_portrait_step(f: DatasetFeatures, out: Path, stamp: str, c: AgentsTra
         "no_change_mae": round(float(base.mean()), 6), "event_dim": EVENT_DIM}
 
 
+def _train_explainer(data_dir: Path, f: DatasetFeatures, out: Path, model: Any
+                     ) -> tuple[dict[str, str], dict[str, Any]]:
+    """The explanation student (models.distill.explainer) on the train split's stated
+    reasons, the reasons picked by this scorer; ROUGE on test beside the baselines."""
+    from models.distill.explainer import (
+        explainer_rouge,
+        explainer_rows,
+        standard_explainers,
+        train_explainer,
+        write_explainer,
+    )
+
+    def scorer(p: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return predict(model, p, v)
+
+    train = explainer_rows(f, data_dir, "train", predict=scorer)
+    if not len(train):
+        return {}, {"skipped": "no stated reasons in the train split"}
+    student = train_explainer(train)
+    test = explainer_rows(f, data_dir, "test", predict=scorer)
+    rouge = explainer_rouge(test, standard_explainers(train, student)) if len(test) else {}
+    meta = {k: v for k, v in student.meta.items() if k != "keys"}
+    return {"explainer": write_explainer(student, out)}, {**meta, "keys": len(student.bank),
+                                                          "rouge_test": rouge}
+
+
 def train_agents(data_dir: str | Path, out_dir: str | Path,
                  config: AgentsTrainConfig | None = None) -> dict[str, Any]:
     """Train and export everything; returns the published manifest."""
@@ -234,6 +260,9 @@ def train_agents(data_dir: str | Path, out_dir: str | Path,
         pf, pm = _train_portrait_step(f, out, stamp, c)
         files.update(pf)
         students["portrait_step"] = pm
+        ef, em = _train_explainer(data_dir, f, out, model)
+        files.update(ef)
+        students["explainer"] = em
     t_students = time.perf_counter() - t0 - t_enc - t_feat - t_scorer
     timing = {"encoders": round(t_enc, 1), "features": round(t_feat, 1),
               "scorer": round(t_scorer, 1), "students": round(t_students, 1)}

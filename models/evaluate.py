@@ -259,6 +259,10 @@ def evaluate_quick(data_dir: str | Path, model_dir: str | Path | None = None, *,
         for b, m in r["baselines"].items():
             baselines[b][name] = m
     report["baselines"] = baselines
+    if f.explicit.any():  # explanation ROUGE of each explainer (models.distill.explainer)
+        from models.distill.explainer import evaluate_explainers
+
+        report["explainers"] = evaluate_explainers(f, data_dir, runtime)
     report["paper"] = PAPER_FLOORS
     report["beats_paper"] = {
         task: {k: bool(report[task].get(k, 0) >= v) for k, v in floors.items()}

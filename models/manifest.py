@@ -26,6 +26,7 @@ __all__ = [
     "file_sha256",
     "list_versions",
     "prune_versions",
+    "publish_version",
     "read_manifest",
     "rollback",
     "validate_manifest",
@@ -233,3 +234,40 @@ def prune_versions(model_dir: str | Path, *, keep: int, versioned_prefixes: tupl
             f.unlink(missing_ok=True)
             removed.append(f.name)
     return removed
+
+
+def publish_version(model_dir: str | Path, *, files: dict[str, str],
+                    extra: dict[str, Any] | None = None, name: str | None = None,
+                    keep: int = 4, versioned_prefixes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A new version that reuses the current one's files except ``files``
+    (role -> file name, already written in ``model_dir``), with ``extra`` keys.
+
+    The version id is the time and a hash of the new files; ``parent_version``
+    is the version it replaces. Archived, published atomically, then pruned
+    like ``models.export`` does. Standard library only.
+    """
+    import time
+    from datetime import UTC, datetime
+
+    model_dir = Path(model_dir)
+    current = read_manifest(model_dir)
+    if not (model_dir / archive_name(str(current["version"]))).exists():
+        archive_manifest(model_dir, current)
+    h = hashlib.sha256()
+    entries = {}
+    for role, f in sorted(files.items()):
+        digest = file_sha256(model_dir / f)
+        h.update(f"{role}:{digest}".encode())
+        entries[role] = {"path": f, "sha256": digest}
+    now = datetime.now(UTC)
+    manifest = {**current, **(extra or {}),
+                "version": f"{now:%Y%m%dT%H%M%SZ}-{h.hexdigest()[:8]}",
+                "created": now.isoformat(timespec="seconds"), "published_ns": time.time_ns(),
+                "parent_version": current["version"],
+                "files": {**current["files"], **entries}}
+    if name:
+        manifest["name"] = name
+    write_manifest(model_dir, manifest)
+    if versioned_prefixes:
+        prune_versions(model_dir, keep=keep, versioned_prefixes=versioned_prefixes)
+    return manifest

@@ -50,6 +50,7 @@ class _Loaded:
     session: ort.InferenceSession
     indexed: ort.InferenceSession | None
     signature: tuple[int, int]  # manifest (mtime_ns, size) when read
+    explainer: Any = None  # enf_core.explainer.ExplainerStudent when files.explainer exists
 
 
 def _choose_providers(prefer_gpu: bool) -> tuple[list[Any], str | None]:
@@ -182,9 +183,37 @@ class ScorerRuntime:
         if names != ["portrait", "video"] or outs[:2] != ["p_negative", "reason_probs"]:
             raise ModelError(f"model {manifest['version']}: expected inputs [portrait, video] "
                              f"and outputs [p_negative, reason_probs, ...], got {names} -> {outs}")
-        loaded = _Loaded(manifest, sessions["scorer"], sessions.get("scorer_indexed"), signature)
+        loaded = _Loaded(manifest, sessions["scorer"], sessions.get("scorer_indexed"), signature,
+                         self._load_explainer(manifest))
         self._smoke_test(loaded)
         return loaded
+
+    def _load_explainer(self, manifest: dict[str, Any]) -> Any:
+        """The explanation student named by ``files.explainer`` (JSON, no torch), or None.
+
+        It is part of the version: a missing or corrupt file refuses the whole
+        version, as a bad scorer file does, so explanations never lag the scorer.
+        """
+        entry = manifest["files"].get("explainer")
+        if entry is None:
+            return None
+        from enf_core.explainer import ExplainerStudent
+
+        file = self.model_dir / entry["path"]
+        if not file.is_file():
+            raise ModelError(f"model {manifest['version']}: {file} is missing")
+        digest = entry.get("sha256")
+        if digest and file_sha256(file) != digest:
+            raise ModelError(f"model {manifest['version']}: {file} does not match its sha256")
+        try:
+            return ExplainerStudent.load(file)
+        except ValueError as exc:
+            raise ModelError(f"model {manifest['version']}: {exc}") from None
+
+    @property
+    def explainer(self) -> Any:
+        """The current version's explanation student (None: the template explains)."""
+        return self._state.explainer
 
     @staticmethod
     def _smoke_test(loaded: _Loaded) -> None:

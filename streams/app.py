@@ -191,6 +191,7 @@ class EnfWorker:
             dead_letter_max_bytes=config.dead_letter_max_bytes,
             policy=self.policy,
             explanations_per_request=config.explanations_per_request,
+            explainer=config.explainer,
             video_cache_size=config.video_cache_size,
             suppression_pages=_suppression_pages(config.suppression_format))
         self.monitor = Monitor(self.store, self.sink, metrics_topic=topics.metrics,

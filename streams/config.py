@@ -90,6 +90,10 @@ class WorkerConfig:
     # Video analysis runs in this many processes (0: a thread in the worker).
     video_processes: int = 1  # scorer's in-process cache of video vectors
     explanations_per_request: int = 3  # explanation records per candidates request
+    # Who writes explanation records: "student" (the model version's explanation
+    # student, files.explainer; the template when the version has none) or
+    # "template" (enf_core.reason.explain).
+    explainer: str = "student"
     # "record": one suppression message per suppressed video; "page": one message
     # per request listing them (items [{video_id, p_negative, reason}]).
     suppression_format: str = "record"

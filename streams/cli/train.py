@@ -61,4 +61,50 @@ def agents(data_dir: Path, out_dir: Path, title_encoder: str, epochs: int | None
                            "wall_s": round(time.perf_counter() - t0, 1)}))
 
 
+@train.command(name="explainer")
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Dataset with stated reasons (its train split trains, test is reported).")
+@click.option("--model", "model_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Model directory: its scorer picks the reasons; a new version is published.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON object.")
+def explainer(data_dir: Path, model_dir: Path, as_json: bool) -> None:
+    """Train the explanation student on DATA's stated reasons; publish it into MODEL.
+
+    Prints one JSON object last: version, parent_version, keys, rouge on test
+    (template, fixed_phrase, student), seconds.
+    """
+    from models.dataset_features import dataset_features
+    from models.distill.explainer import (
+        evaluate_explainers,
+        explainer_rows,
+        publish_explainer,
+        train_explainer,
+    )
+    from models.runtime import ScorerRuntime
+
+    t0 = time.perf_counter()
+    try:
+        runtime = ScorerRuntime(model_dir, prefer_gpu=False)
+        f = dataset_features(data_dir)
+        student = train_explainer(explainer_rows(f, data_dir, "train", runtime))
+        rouge = evaluate_explainers(f, data_dir, runtime, student=student)
+        m = publish_explainer(model_dir, student, {k: v for k, v in rouge["student"].items()
+                                                   if k != "us_per_sentence"})
+    except (OSError, ValueError, RuntimeError) as exc:
+        click.echo(json.dumps({"error": str(exc)}))
+        sys.exit(1)
+    if not as_json:
+        for k, v in rouge.items():
+            if k != "protocol":
+                click.echo(f"{k:13s} rouge1 {v['rouge1']:.3f} rouge2 {v['rouge2']:.3f} "
+                           f"rougeL {v['rougeL']:.3f}", err=True)
+    click.echo(json.dumps({"model": str(model_dir.resolve()), "version": m["version"],
+                           "parent_version": m["parent_version"],
+                           "explainer": m["files"]["explainer"]["path"],
+                           "keys": len(student.bank), "rouge": rouge,
+                           "seconds": round(time.perf_counter() - t0, 1)}))
+
+
 cli = train

@@ -119,13 +119,21 @@ class _VideoCache:
             self._d.popitem(last=False)
 
 
+EXPLAINERS = ("student", "template")
+
+
 class ScoringHandler:
     def __init__(self, store: RedisStore, sink: Sink, runtime: ScoringRuntime, *,
                  suppressions_topic: str, explanations_topic: str, dead_letter_topic: str,
                  policy: SuppressionPolicy | None = None, explanations_per_request: int = 3,
                  video_cache_size: int = 200_000, video_cache_ttl_s: float = 30.0,
                  suppression_pages: bool = False,
-                 dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES) -> None:
+                 dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
+                 explainer: str = "student") -> None:
+        if explainer not in EXPLAINERS:
+            raise ValueError(f"explainer must be one of {', '.join(EXPLAINERS)}, "
+                             f"not {explainer!r}")
+        self.explainer = explainer
         self.store = store
         self.sink = sink
         self.runtime = runtime
@@ -234,6 +242,13 @@ class ScoringHandler:
                 self._cache.put(vid, vec, data, now)
         return unknown
 
+    def _student(self) -> Any:
+        """The current model version's explanation student, unless the template is asked
+        for (read per batch: it is hot-reloaded with the scorer)."""
+        if self.explainer == "template":
+            return None
+        return getattr(self.runtime, "explainer", None)
+
     async def _respond(self, requests: Sequence[ScoringRequest], unknown: set[str], now: float,
                        pending: list[Awaitable[Any]], bad: list[Quarantined]) -> ScoringResult:
         from enf_core.reason import explain
@@ -311,9 +326,12 @@ class ScoringHandler:
                     portrait = self._portrait(e.user_id, req.portrait, bad)
                 analysis = self._analysis(vid, video_data[int(vidx[row])], bad)
                 probs = [float(x) for x in reason_probs[row]]
-                exp = explain(portrait, analysis, p, probs)
+                student = self._student()
+                exp = (student.explain(portrait, analysis, p, probs) if student is not None
+                       else explain(portrait, analysis, p, probs))
                 record = {**record, "type": "explanation", "record_id": f"{e.request_id}:{vid}:x",
-                          "explainer": "template", "reason": exp.reason,
+                          "explainer": "template" if student is None else "student",
+                          "reason": exp.reason,
                           "reason_probs": {r.value: round(x, 5)
                                            for r, x in zip(REASONS, probs, strict=True)},
                           "text": exp.text, "evidence": exp.evidence}

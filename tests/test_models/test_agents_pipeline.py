@@ -69,6 +69,9 @@ def test_train_agents_exports_a_loadable_versioned_model(trained: tuple[Path, di
     assert rt.version == m["version"]
     outs = rt.score_outputs(np.zeros((3, 34), np.float32), np.zeros((3, 33), np.float32))
     assert set(outs) == {"p_negative", "reason_probs", "p_dislike"}
+    # the explanation student ships in the same version, loaded without torch
+    assert "explainer" in m["files"] and rt.explainer is not None
+    assert m["students"]["explainer"]["keys"] == len(rt.explainer.bank) > 0
 
 
 def test_train_agents_ships_calibrated_with_an_operating_point(trained: tuple[Path, dict]
@@ -126,6 +129,11 @@ def test_eval_quick_reports_enf_and_baselines(tiny_dataset: Path,
             assert {"acc", "precision", "recall", "f1", "class_acc"} <= set(r["baselines"][b][task])
     assert r["implicit"]["auc"] > 0.6  # a real signal even on 300 users
     assert r["skipped"] == {"movielens": "not requested", "steam": "not requested"}
+    ex = r["explainers"]
+    assert {"template", "fixed_phrase", "student"} <= set(ex)
+    assert ex["protocol"]["rows"] == ex["student"]["n"] > 0
+    assert all(0 <= ex[k][m] <= 1 for k in ("template", "fixed_phrase", "student")
+               for m in ("rouge1", "rouge2", "rougeL"))
 
 
 def test_rating_protocol_on_a_small_rating_dataset(tiny_dataset: Path, encoders: Path) -> None:

@@ -1,0 +1,1 @@
+"""Distillation: the explanation student and (``enf distill``) teacher soft labels."""
