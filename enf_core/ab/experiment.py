@@ -194,7 +194,7 @@ def history_records(world: World, u: int, sid: str, ts: int,
 
 @dataclass
 class _UserState:
-    seen: set[int]
+    seen: np.ndarray  # bool per video: shown to this user in this arm
     interest: TopicInterest
 
 
@@ -234,12 +234,11 @@ async def run_experiment(world: World, config: ABConfig, enf: EnfFilter, *,
             per_user = {}
             for u in cohort.tolist():
                 tags = [TOPICS.index(t) for t in world.users["interest_tags"][u] if t in TOPICS]
-                state = _UserState(set(), TopicInterest(tags, rc))
+                state = _UserState(np.zeros(world.n_videos, bool), TopicInterest(tags, rc))
                 if config.history:
                     h = world.histories[u]
-                    state.seen.update(h.video.tolist())
-                    for v, r in zip(h.video.tolist(), h.watch_ratio.tolist(), strict=True):
-                        state.interest.watch(int(world.video_topic[v]), r)
+                    state.seen[h.video] = True
+                    state.interest.watch_many(world.video_topic[h.video], h.watch_ratio)
                 per_user[u] = state
             states[arm].append(per_user)
 
@@ -276,8 +275,7 @@ async def run_experiment(world: World, config: ABConfig, enf: EnfFilter, *,
                 draw = catalogue[rng.permutation(len(catalogue))[: rc.pool_size * 2]]
                 for arm in ARMS:
                     st = states[arm][s][u]
-                    pool = np.array([v for v in draw.tolist() if v not in st.seen][: rc.pool_size],
-                                    dtype=np.int64)
+                    pool = draw[~st.seen[draw]][: rc.pool_size]
                     ranked[arm][(s, u)] = rank_pool(pool, world.video_topic, world.popularity,
                                                     st.interest.share(), rc)
                 vids, scores = ranked["B"][(s, u)]
@@ -294,7 +292,17 @@ async def run_experiment(world: World, config: ABConfig, enf: EnfFilter, *,
         events: dict[str, list[dict[str, Any]]] = {}
         for s, cohort in enumerate(cohorts):
             served: dict[str, list[tuple[int, np.ndarray]]] = {arm: [] for arm in ARMS}
-            for u in cohort.tolist():
+            # The oracle's view of every O list of this seed, in one call.
+            o_lists = [ranked["O"][(s, u)][0] for u in cohort.tolist()]
+            o_users = np.concatenate([np.full(len(v), u) for u, v in zip(cohort.tolist(), o_lists,
+                                                                           strict=True)])
+            o_vids = np.concatenate(o_lists).astype(np.int64)
+            o_pos = np.concatenate([np.minimum(np.arange(len(v)), rc.page_size - 1)
+                                    for v in o_lists])
+            o_p = latent_p_negative(world.config, world.users, world.videos, o_users, o_vids,
+                                    o_pos, world.dislike_intercept)
+            o_split = np.split(o_p, np.cumsum([len(v) for v in o_lists])[:-1])
+            for ui, u in enumerate(cohort.tolist()):
                 sid = stream_user_id(str(world.users["user_id"][u]), s)
                 rid = f"{sid}-r{r}"
                 for arm in ARMS:
@@ -303,12 +311,7 @@ async def run_experiment(world: World, config: ABConfig, enf: EnfFilter, *,
                         page = vids[: rc.page_size]
                         n_sup, n_scored, stale = 0, 0, False
                     elif arm == "O":
-                        p_neg = latent_p_negative(world.config, world.users, world.videos,
-                                                  np.full(len(vids), u), vids,
-                                                  np.minimum(np.arange(len(vids)),
-                                                             rc.page_size - 1),
-                                                  world.dislike_intercept)
-                        mask = oracle_suppress(p_neg, config.budget, config.oracle_threshold,
+                        mask = oracle_suppress(o_split[ui], config.budget, config.oracle_threshold,
                                                rc.page_size)
                         page = serve_dropped(vids, mask, rc.page_size)
                         n_sup, n_scored, stale = int(mask.sum()), len(vids), False
@@ -345,9 +348,8 @@ async def run_experiment(world: World, config: ABConfig, enf: EnfFilter, *,
                     sl = slice(start, start + len(page))
                     start += len(page)
                     st = states[arm][s][u]
-                    st.seen.update(page.tolist())
-                    for v, w in zip(page.tolist(), out.watch_ratio[sl].tolist(), strict=True):
-                        st.interest.watch(int(world.video_topic[v]), w)
+                    st.seen[page] = True
+                    st.interest.watch_many(world.video_topic[page], out.watch_ratio[sl])
                     if arm == "A" or not len(page):
                         continue
                     sid = stream_user_id(str(world.users["user_id"][u]), s)

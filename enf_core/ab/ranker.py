@@ -55,6 +55,10 @@ class TopicInterest:
         if 0 <= topic < N_T:
             self.mass[topic] += min(max(watch_ratio, 0.0), 1.0)
 
+    def watch_many(self, topics: np.ndarray, watch_ratios: np.ndarray) -> None:
+        ok = (topics >= 0) & (topics < N_T)
+        np.add.at(self.mass, topics[ok], np.clip(watch_ratios[ok], 0.0, 1.0))
+
     def share(self) -> np.ndarray:
         total = self.mass.sum()
         return self.mass / total if total > 0 else np.full(N_T, 1.0 / N_T)

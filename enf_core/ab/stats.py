@@ -58,6 +58,11 @@ def summarize(per_seed: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str
         a, b = arms["A"], arms["B"]
         out["relative"] = {m: _relative(b[m]["mean"], a[m]["mean"])
                            for m in ("watch_ratio", "quick_swipe_rate", "dislike_rate")}
+        # Paired by seed (the same users and draws in both arms): the sharper test.
+        pa, pb = per_seed["A"], per_seed["B"]
+        out["paired_difference"] = {
+            m: interval([sb[m] - sa[m] for sa, sb in zip(pa, pb, strict=True)])
+            for m in ("watch_ratio", "quick_swipe_rate", "dislike_rate")}
         out["paper_relative"] = {m: round((v["B"] - v["A"]) / v["A"], 4)
                                  for m, v in PAPER.items()}
         out["bar"] = {

@@ -112,6 +112,10 @@ def write_report(out: Path, r: dict[str, Any]) -> None:
         f"(quick swipes {bar.get('quick_swipe_rate')}, dislikes {bar.get('dislike_rate')}, "
         f"watch ratio {bar.get('watch_ratio')}).",
         "",
+        "Paired by seed (B − A, same users and draws): " + ", ".join(
+            f"{_NAMES[m]} {v['mean'] * 100:+.3f} pp [{v['lo'] * 100:+.3f}, {v['hi'] * 100:+.3f}]"
+            for m, v in r.get("paired_difference", {}).items()) + ".",
+        "",
         "B's share of the oracle's gain: " + ", ".join(
             f"{_NAMES[m]} {_pct(v, 0)}" for m, v in share.items()) + ".",
         "",
