@@ -20,8 +20,8 @@ import numpy as np
 
 __all__ = ["MS_EDGES", "Responsiveness"]
 
-# Bin edges in ms: [0, 100), [100, 250), ... , [10000, inf).
-MS_EDGES = (100, 250, 500, 1_000, 2_000, 5_000, 10_000)
+# Bin edges in ms: [0, 100), [100, 250), ... , [80000, inf).
+MS_EDGES = (100, 250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 40_000, 80_000)
 
 
 @dataclass

@@ -29,7 +29,7 @@ class ABOptions:
     broker: str = "tansu"
     partitions: int = 4
     sim_users: int = 0  # 0: seeds x users_per_seed
-    sim_videos: int = 3_000
+    sim_videos: int = 2_000
     sim_seed: int = 101  # not the seed of the default training simulation (0)
     settle: bool = True  # wait for each round's events to be applied before the next requests
     worker_env: dict[str, str] = field(default_factory=dict)
