@@ -77,6 +77,9 @@ class PlannedUpdate:
     metrics: Counter[str] = field(default_factory=Counter)
     skipped_duplicates: int = 0
     wm: Position | None = None  # the watermark the write must record
+    # Portrait copies before the user's k-th event of the batch, for each k asked
+    # (``snapshot_at``): what a candidates request at that position is scored on.
+    snapshots: dict[int, Portrait] = field(default_factory=dict)
 
 
 def group_by_user(events: Iterable[Event]) -> dict[str, list[UserEvent]]:
@@ -118,6 +121,7 @@ def plan_updates(
     analyses: Mapping[str, VideoAnalysis],
     config: PortraitConfig | None = None,
     positions: Mapping[str, Sequence[Position | None]] | None = None,
+    snapshot_at: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, PlannedUpdate]:
     """Apply each user's new events to a copy of the stored portrait.
 
@@ -126,6 +130,10 @@ def plan_updates(
     seen earlier in this batch, is skipped: redelivery after a crash, a
     rebalance or an offset reset, and a producer retry, leave the portrait
     exactly as after one delivery.
+
+    ``snapshot_at`` asks, per user, for copies of the portrait as it stands
+    before the user's k-th event of the batch (k = len(events): after all of
+    them); such a user gets a plan even when nothing new is applied.
     """
     c = config or PortraitConfig()
     plans: dict[str, PlannedUpdate] = {}
@@ -138,7 +146,10 @@ def plan_updates(
         seen = set(state.applied)
         wm = state.wm
         user_positions = positions.get(uid) if positions is not None else None
+        wanted = sorted(set(snapshot_at.get(uid, ()))) if snapshot_at is not None else []
         for i, e in enumerate(events):
+            while wanted and wanted[0] <= i:
+                plan.snapshots[wanted.pop(0)] = portrait.copy()
             pos = user_positions[i] if user_positions is not None else None
             if pos is not None and pos[0] < 0:
                 pos = None
@@ -155,7 +166,9 @@ def plan_updates(
             apply_event(portrait, e, analysis, c)
             plan.applied_ids.append(e.event_id)
             plan.metrics.update(metric_deltas(e, analysis, c.quick_swipe_ratio))
+        for k in wanted:
+            plan.snapshots[k] = portrait.copy()
         plan.wm = wm
-        if plan.applied_ids:
+        if plan.applied_ids or plan.snapshots:
             plans[uid] = plan
     return plans

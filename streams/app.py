@@ -27,7 +27,7 @@ from streams.direct import run_direct_consumer
 from streams.handlers.base import Message
 from streams.handlers.monitor import Monitor
 from streams.handlers.portraits import PortraitHandler
-from streams.handlers.scoring import ScoringHandler
+from streams.handlers.scoring import ScoringHandler, ScoringResult
 from streams.handlers.videos import Analyzer, NeutralAnalyzer, VideoHandler
 from streams.metrics import WorkerMetrics
 from streams.store import RedisStore, StoreConfig
@@ -171,20 +171,6 @@ class EnfWorker:
         self.runtime = runtime if runtime is not None else load_runtime(config)
         providers = ",".join(self.runtime.providers)
         self.metrics.model_info.labels(self.runtime.version, providers).set(1)
-        self.portraits = PortraitHandler(
-            self.store, self.sink, dead_letter_topic=topics.dead_letters,
-            dead_letter_max_bytes=config.dead_letter_max_bytes,
-            config=PortraitConfig(quick_swipe_ratio=config.quick_swipe_ratio),
-            window_s=config.metrics_window_s)
-        if analyzer is not None:
-            self.videos = VideoHandler(self.store, self.sink, analyzer,
-                                       dead_letter_topic=topics.dead_letters,
-                                       dead_letter_max_bytes=config.dead_letter_max_bytes)
-        else:
-            self.videos = VideoHandler(self.store, self.sink, analyzer_factory=default_analyzer,
-                                       processes=config.video_processes,
-                                       dead_letter_topic=topics.dead_letters,
-                                       dead_letter_max_bytes=config.dead_letter_max_bytes)
         self.scoring = ScoringHandler(
             self.store, self.sink, self.runtime, suppressions_topic=topics.suppressions,
             explanations_topic=topics.explanations, dead_letter_topic=topics.dead_letters,
@@ -194,6 +180,22 @@ class EnfWorker:
             explainer=config.explainer,
             video_cache_size=config.video_cache_size,
             suppression_pages=_suppression_pages(config.suppression_format))
+        # Candidates records on the user-events topic are scored by the portrait
+        # path at their place in the user's stream (read-your-writes).
+        self.portraits = PortraitHandler(
+            self.store, self.sink, dead_letter_topic=topics.dead_letters,
+            dead_letter_max_bytes=config.dead_letter_max_bytes,
+            config=PortraitConfig(quick_swipe_ratio=config.quick_swipe_ratio),
+            window_s=config.metrics_window_s, scorer=self.scoring)
+        if analyzer is not None:
+            self.videos = VideoHandler(self.store, self.sink, analyzer,
+                                       dead_letter_topic=topics.dead_letters,
+                                       dead_letter_max_bytes=config.dead_letter_max_bytes)
+        else:
+            self.videos = VideoHandler(self.store, self.sink, analyzer_factory=default_analyzer,
+                                       processes=config.video_processes,
+                                       dead_letter_topic=topics.dead_letters,
+                                       dead_letter_max_bytes=config.dead_letter_max_bytes)
         self.monitor = Monitor(self.store, self.sink, metrics_topic=topics.metrics,
                                window_s=config.metrics_window_s)
         self._register()
@@ -245,6 +247,18 @@ class EnfWorker:
         app, cfg, topics, metrics = self.app, self.config, self.config.topics, self.metrics
         take, within = cfg.batch_max, cfg.batch_within_s
 
+        def scored(r: ScoringResult) -> None:
+            """Scorer metrics, from the candidates topic or the user-events topic."""
+            metrics.requests.inc(r.requests)
+            metrics.candidates.inc(r.candidates)
+            metrics.unknown_videos.inc(r.unknown_videos)
+            metrics.suppressions.inc(r.suppressions)
+            metrics.flagged.inc(r.flagged)
+            metrics.stale_requests.inc(r.stale_requests)
+            metrics.explanations.inc(r.explanations)
+            for ms in r.latencies_ms:
+                metrics.request_latency_ms.observe(ms)
+
         async def portrait_batch(msgs: list[Message]) -> None:
             metrics.messages.labels(topics.user_events).inc(len(msgs))
             r = await self._finish("portraits", self.portraits.handle, msgs)
@@ -255,6 +269,8 @@ class EnfWorker:
             metrics.duplicates.inc(r.duplicates)
             metrics.conflicts.inc(r.conflicts)
             metrics.dead_letters.labels("portraits").inc(r.dead_letters)
+            if r.scoring is not None:
+                scored(r.scoring)
 
         if cfg.portrait_engine == "direct":
             @app.task
@@ -285,17 +301,9 @@ class EnfWorker:
                 msgs = self._messages(events)
                 metrics.messages.labels(topics.candidates).inc(len(msgs))
                 r = await self._finish("scorer", self.scoring.handle, msgs)
-                metrics.requests.inc(r.requests)
-                metrics.candidates.inc(r.candidates)
-                metrics.unknown_videos.inc(r.unknown_videos)
-                metrics.suppressions.inc(r.suppressions)
-                metrics.flagged.inc(r.flagged)
-                metrics.stale_requests.inc(r.stale_requests)
-                metrics.explanations.inc(r.explanations)
                 metrics.dead_letters.labels("scorer").inc(r.dead_letters)
-                for ms in r.latencies_ms:
-                    metrics.request_latency_ms.observe(ms)
                 done = time.time() * 1000
+                scored(r)
                 self.latency.add("scorer", [done - m.timestamp_ms for m in msgs])
 
         @app.timer(interval=max(cfg.metrics_window_s / 2, 0.5))

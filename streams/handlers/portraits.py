@@ -1,4 +1,12 @@
-"""The Profile Agent in the stream: user events → portraits in Redis, at most once."""
+"""The Profile Agent in the stream: user events → portraits in Redis, at most once.
+
+Read-your-writes: a ``candidates`` record sent on the user-events topic (keyed
+by user id, like the user's other events) sits in the user's ordered stream, so
+this handler scores it against the portrait exactly at its position: after
+every event of the user before it, none after. All of a batch's requests go to
+the scorer at once, after the batch's portrait writes landed (one ONNX call,
+at most one Redis read for video vectors not cached).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from enf_core.analysis import VideoAnalysis
-from enf_core.events import FeedbackEvent, ImpressionEvent, UserProfileEvent, WatchEvent
+from enf_core.events import (
+    CandidatesEvent,
+    FeedbackEvent,
+    ImpressionEvent,
+    UserProfileEvent,
+    WatchEvent,
+)
 from enf_core.portrait import Portrait, PortraitConfig
 from enf_core.updates import Position, UserState, format_wm, parse_wm, plan_updates
 from streams.handlers.base import (
@@ -22,6 +36,7 @@ from streams.handlers.base import (
     decode_batch,
     now_ms,
 )
+from streams.handlers.scoring import ScoringHandler, ScoringRequest, ScoringResult
 from streams.store import PortraitWrite, RedisStore, split_calls
 
 __all__ = ["PortraitHandler", "PortraitResult"]
@@ -38,12 +53,20 @@ class PortraitResult:
     users: int
     dead_letters: int
     conflicts: int
+    scoring: ScoringResult | None = None  # candidates requests on the user-events topic
 
 
-def _group_with_positions(events: Sequence[Any], sources: Sequence[Message]
+# A candidates request at its place in the user's stream: (how many of the
+# user's events of this batch precede it, the request, its message).
+_Placed = tuple[int, CandidatesEvent, Message]
+
+
+def _group_with_positions(events: Sequence[Any], sources: Sequence[Message],
+                          requests: list[_Placed] | None = None
                           ) -> tuple[dict[str, list[Any]], dict[str, list[Position | None]]]:
     """User events grouped by user in arrival order, each with its position
-    (partition, offset, index in its message) for the watermark check."""
+    (partition, offset, index in its message) for the watermark check; each
+    candidates request is appended to ``requests`` with its place."""
     by_user: dict[str, list[Any]] = {}
     positions: dict[str, list[Position | None]] = {}
     prev: Message | None = None
@@ -51,6 +74,10 @@ def _group_with_positions(events: Sequence[Any], sources: Sequence[Message]
     for e, msg in zip(events, sources, strict=True):
         index = index + 1 if msg is prev else 0  # a message's events are contiguous
         prev = msg
+        if isinstance(e, CandidatesEvent) and requests is not None:
+            requests.append((len(by_user.setdefault(e.user_id, [])), e, msg))
+            positions.setdefault(e.user_id, [])
+            continue
         if not isinstance(e, _USER_EVENTS):
             continue
         pos = (msg.partition, msg.offset, index) if msg.partition >= 0 and msg.offset >= 0 \
@@ -68,8 +95,12 @@ class PortraitHandler:
                  config: PortraitConfig | None = None, window_s: float = 10.0,
                  max_conflict_rounds: int = 50, video_cache_size: int = 100_000,
                  video_cache_ttl_s: float = 30.0, portrait_cache_size: int = 200_000,
-                 dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES) -> None:
+                 dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
+                 scorer: ScoringHandler | None = None) -> None:
         self.store = store
+        # Scores candidates records that arrive on the user-events topic; without
+        # one, such records are dead letters.
+        self.scorer = scorer
         self.sink = sink
         self.dead_letter_topic = dead_letter_topic
         self.dead = DeadLetters(sink, dead_letter_topic, dead_letter_max_bytes)
@@ -118,9 +149,13 @@ class PortraitHandler:
 
     async def _apply(self, todo: dict[str, list[Any]],
                      positions: dict[str, list[Position | None]],
-                     pending: list[Awaitable[Any]]) -> tuple[int, int, int]:
+                     pending: list[Awaitable[Any]],
+                     snapshot_at: dict[str, list[int]] | None = None,
+                     snapshots: dict[str, dict[int, Portrait]] | None = None
+                     ) -> tuple[int, int, int]:
         """Read, plan and write one slice of users until no write conflicts;
-        returns (applied, duplicates, conflicts)."""
+        returns (applied, duplicates, conflicts). The portraits asked for in
+        ``snapshot_at`` go to ``snapshots``, taken from the plans that landed."""
         applied = duplicates = conflicts = 0
         for _round in range(self.max_conflict_rounds):
             if not todo:
@@ -135,16 +170,18 @@ class PortraitHandler:
             pending += await self.dead.quarantine(bad)
             states = {uid: UserState(v, p, frozenset(a), parse_wm(wm))
                       for uid, (v, p, a, wm) in raw_states.items()}
-            plans = plan_updates(todo, states, analyses, self.config, positions)
+            plans = plan_updates(todo, states, analyses, self.config, positions, snapshot_at)
             writes = [PortraitWrite(p.portrait, p.expected_version, tuple(p.applied_ids),
                                     dict(p.metrics), format_wm(p.wm) if p.wm else "")
-                      for p in plans.values()]
+                      for p in plans.values() if p.applied_ids]
             moved = set(await self.store.write_portraits(writes, self.window_start()))
             for uid, plan in plans.items():
                 if uid in moved:
                     self._portraits.pop(uid, None)
                 else:
                     self._remember(uid, plan.portrait)
+                    if snapshots is not None and plan.snapshots:
+                        snapshots[uid] = plan.snapshots
             for uid, evs in todo.items():
                 if uid in moved:
                     continue
@@ -160,9 +197,15 @@ class PortraitHandler:
         return applied, duplicates, conflicts
 
     async def handle(self, messages: Sequence[Message]) -> PortraitResult:
-        batch = decode_batch(messages, allowed=_USER_EVENTS)
+        allowed = _USER_EVENTS + ((CandidatesEvent,) if self.scorer is not None else ())
+        batch = decode_batch(messages, allowed=allowed)
         pending: list[Awaitable[Any]] = await self.dead.send(batch.dead)
-        by_user, positions = _group_with_positions(batch.events, batch.sources)
+        placed: list[_Placed] = []
+        by_user, positions = _group_with_positions(batch.events, batch.sources, placed)
+        snapshot_at: dict[str, list[int]] = {}
+        for k, e, _ in placed:
+            snapshot_at.setdefault(e.user_id, []).append(k)
+        snapshots: dict[str, dict[int, Portrait]] = {}
         applied = duplicates = conflicts = 0
         # Users in slices of at most max_users_per_call (and max_ids_per_call
         # events): each slice is read, planned and written before the next, so a
@@ -173,9 +216,19 @@ class PortraitHandler:
         for start, end in split_calls([len(by_user[u]) for u in users],
                                       cfg.max_users_per_call, cfg.max_ids_per_call):
             a, d, c = await self._apply({u: by_user[u] for u in users[start:end]},
-                                        positions, pending)
+                                        positions, pending, snapshot_at, snapshots)
             applied, duplicates, conflicts = applied + a, duplicates + d, conflicts + c
+        scoring = None
+        if placed and self.scorer is not None:
+            requests = []
+            for k, e, msg in placed:
+                portrait = snapshots[e.user_id][k]
+                requests.append(ScoringRequest(e, msg.timestamp_ms or e.ts, portrait.vector(),
+                                               portrait))
+            scoring = await self.scorer.respond(requests)
         for fut in pending:
             await fut
-        return PortraitResult(len(batch.events), applied, duplicates, len(by_user),
-                              len(batch.dead), conflicts)
+        n_user_events = len(batch.events) - len(placed)
+        return PortraitResult(n_user_events, applied, duplicates,
+                              sum(1 for evs in by_user.values() if evs), len(batch.dead),
+                              conflicts, scoring)

@@ -75,8 +75,8 @@ BAD_USER_EVENTS: list[bytes] = [
     b"[" * 5000 + b"]" * 5000,  # hostile nesting
     orjson.dumps({"v": 1, "type": "watch", "event_id": "x", "user_id": "u" * 10_000,
                   "video_id": "v1", "play_ms": 1, "duration_ms": 1, "ts": 1}),
-    b'{"v": 1, "type": "candidates", "event_id": "c", "request_id": "r", "user_id": "u1",'
-    b' "video_ids": ["v1"], "ts": 1}',  # right shape, wrong topic
+    b'{"v": 1, "type": "video", "event_id": "vx", "video_id": "v1", "title": "t",'
+    b' "duration_ms": 1000, "ts": 1}',  # right shape, wrong topic
 ]
 BAD_CANDIDATES: list[bytes] = [b"\xff\xfe\x00", b'{"v": 1, "type": "candidates", "video_ids": []}']
 
