@@ -30,13 +30,16 @@ from streams.handlers.portraits import PortraitHandler
 from streams.handlers.scoring import ScoringHandler, ScoringResult
 from streams.handlers.videos import Analyzer, NeutralAnalyzer, VideoHandler
 from streams.metrics import WorkerMetrics
-from streams.store import RedisStore, StoreConfig
+from streams.store import RedisDataLostError, RedisStore, StoreConfig
 
 __all__ = ["EnfWorker", "FaustSink", "default_analyzer", "load_analyzer", "load_runtime"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 EXIT_UNSAFE = 70  # exit code when a batch could not be finished: offsets stay uncommitted
+# Redis lost its data (its epoch key is gone or changed): offsets stay uncommitted;
+# rebuild the portraits (``enf portraits rebuild``), then restart the workers.
+EXIT_REDIS_LOST = 71
 
 
 class LatencyReservoir:
@@ -228,6 +231,11 @@ class EnfWorker:
                              "committing its offsets", agent)
                 os._exit(EXIT_UNSAFE)
             raise
+        except RedisDataLostError as exc:
+            log.critical("%s: %s Exiting (code %d) without committing this batch's offsets.",
+                         agent, exc, EXIT_REDIS_LOST)
+            logging.shutdown()
+            os._exit(EXIT_REDIS_LOST)
         except Exception:
             log.critical("%s: batch failed for a reason retries cannot fix; exiting without "
                          "committing its offsets", agent, exc_info=True)
@@ -271,6 +279,11 @@ class EnfWorker:
             metrics.dead_letters.labels("portraits").inc(r.dead_letters)
             if r.scoring is not None:
                 scored(r.scoring)
+
+        @app.task
+        async def adopt_epoch() -> None:
+            # Written at start-up (SET NX), checked in every batch: see RedisStore.
+            await self.store.ensure_epoch()
 
         if cfg.portrait_engine == "direct":
             @app.task

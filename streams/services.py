@@ -947,8 +947,16 @@ def _wait_topics_visible(admin: Any, names: Sequence[str], *, timeout_s: float) 
 
 
 def create_enf_topics(url: str, topics: TopicNames, *, partitions: int = 4) -> list[str]:
-    """Create all of ENF Stream's input and output topics with ``partitions`` each."""
-    return create_topics(url, [*topics.inputs(), *topics.outputs()], partitions=partitions)
+    """Create all of ENF Stream's input and output topics with ``partitions`` each.
+
+    The user-events and videos topics keep their records forever
+    (``retention.ms=-1``): Redis state is made of them, and ``enf portraits
+    rebuild`` replays them after Redis lost its data. Existing topics are left
+    alone (set their retention yourself)."""
+    kept = [topics.user_events, topics.videos]
+    created = create_topics(url, kept, partitions=partitions, configs={"retention.ms": "-1"})
+    rest = [t for t in (*topics.inputs(), *topics.outputs()) if t not in kept]
+    return created + create_topics(url, rest, partitions=partitions)
 
 
 # --------------------------------------------------------------------------- embedded set

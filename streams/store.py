@@ -13,6 +13,11 @@ Key layout (Feast-like: one hash per entity, a timestamp beside the features):
 - ``{prefix}:v:<video_id>`` video hash: ``data`` (orjson VideoAnalysis),
   ``vec`` (float32), ``status`` (ok | failed), ``error``, ``ts``.
 - ``{prefix}:m:<window_start>`` metric window hash (counters), with a TTL.
+- ``{prefix}:epoch`` a random token written once (SET NX) when a worker first
+  uses this Redis, then checked in every batch's pipeline (the same connection
+  as the batch's scripts, so a restart between them breaks the pipeline): a
+  Redis that lost its data answers without it, and the worker stops with
+  :class:`RedisDataLostError` instead of carrying on over empty state.
 
 The user id sits in a hash tag ``{...}`` so a user's keys share a Redis Cluster
 slot. A batch of portrait updates is written by one Lua script that, per user,
@@ -27,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -42,7 +48,8 @@ from enf_core.analysis import VideoAnalysis
 from enf_core.portrait import Portrait
 from streams.stored import Quarantined, StoredValueError, parse_analysis, parse_portrait
 
-__all__ = ["PortraitWrite", "RedisStore", "StoreConfig", "split_calls", "with_retry"]
+__all__ = ["PortraitWrite", "RedisDataLostError", "RedisStore", "StoreConfig", "split_calls",
+           "with_retry"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,6 +134,12 @@ return out
 """
 
 
+class RedisDataLostError(RuntimeError):
+    """Redis no longer holds this store's epoch: it lost its data (restarted
+    without persistence, flushed, failed over to an empty replica). Not
+    retried: portraits must be rebuilt (``enf portraits rebuild``) first."""
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """Key prefix, retention and retry policy of the Redis store."""
@@ -197,6 +210,7 @@ class RedisStore:
             health_check_interval=30)
         self._cas = self.redis.register_script(_CAS_SCRIPT)
         self._read = self.redis.register_script(_READ_SCRIPT)
+        self.epoch: bytes | None = None  # this Redis's epoch token, once known
 
     # ------------------------------------------------------------------ keys
     def portrait_key(self, user_id: str) -> str:
@@ -218,6 +232,47 @@ class RedisStore:
     async def close(self) -> None:
         await self.redis.aclose()
 
+    # ----------------------------------------------------------------- epoch
+    def epoch_key(self) -> str:
+        return f"{self.config.prefix}:epoch"
+
+    async def ensure_epoch(self) -> bytes:
+        """Adopt this Redis's epoch, writing a fresh one if it has none (a new
+        Redis, or the first worker after ``enf portraits rebuild`` reset it)."""
+        token = secrets.token_hex(8).encode()
+
+        async def op() -> bytes:
+            await self.redis.set(self.epoch_key(), token, nx=True)
+            current = await self.redis.get(self.epoch_key())
+            return bytes(current) if isinstance(current, bytes) else token
+
+        self.epoch = await self._retry(op, "epoch")
+        return self.epoch
+
+    async def reset_epoch(self) -> bytes:
+        """A new epoch (after a rebuild): workers still holding the old one stop."""
+        token = secrets.token_hex(8).encode()
+        await self._retry(lambda: self.redis.set(self.epoch_key(), token), "reset epoch")
+        self.epoch = token
+        return token
+
+    def _check_epoch(self, seen: bytes | None) -> None:
+        if seen != self.epoch:
+            raise RedisDataLostError(
+                f"Redis at {_redact(self.url)} lost its data: epoch key {self.epoch_key()!r} is "
+                f"{'missing' if seen is None else 'different'} (expected {self.epoch!r}, found "
+                f"{seen!r}). It restarted without persistence, was flushed, or failed over to an "
+                "empty replica. Stop the workers, run `enf portraits rebuild`, then restart "
+                "them (see the README's Guarantees).")
+
+    async def _epoch_pipeline(self) -> Any:
+        """A pipeline whose first reply is the epoch (checked by the caller)."""
+        if self.epoch is None:
+            await self.ensure_epoch()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.epoch_key())
+        return pipe
+
     async def _per_user_script(self, script: Any, units: Sequence[tuple[list[str], list[Any]]],
                                weights: Sequence[int], head: Callable[[int], list[Any]],
                                tail_keys: list[str], what: str) -> list[tuple[int, Any]]:
@@ -234,20 +289,21 @@ class RedisStore:
 
         async def op() -> list[tuple[int, Any]]:
             spans = split_calls(weights, limits[0], limits[1])
-            pipe = self.redis.pipeline(transaction=False)
+            pipe = await self._epoch_pipeline()
             for start, end in spans:
                 chunk = units[start:end]
                 keys = [k for ks, _ in chunk for k in ks] + tail_keys
                 args = head(len(chunk)) + [a for _, a_ in chunk for a in a_]
                 await script(keys=keys, args=args, client=pipe)
             try:
-                replies = await pipe.execute()
+                seen, *replies = await pipe.execute()
             except RedisTimeoutError:
                 if max(end - start for start, end in spans) > 1:
                     limits[0], limits[1] = max(1, limits[0] // 2), max(1, limits[1] // 2)
                     log.warning("redis %s timed out in calls of up to %d users; retrying with "
                                 "up to %d", what, max(e - s_ for s_, e in spans), limits[0])
                 raise
+            self._check_epoch(seen)
             return [(start, reply) for (start, _end), reply in zip(spans, replies, strict=True)]
 
         return await self._retry(op, what)
@@ -403,12 +459,14 @@ class RedisStore:
         """One round trip: (vec, data) of each user's portrait and of each video."""
 
         async def op() -> list[Any]:
-            pipe = self.redis.pipeline(transaction=False)
+            pipe = await self._epoch_pipeline()
             for uid in user_ids:
                 pipe.hmget(self.portrait_key(uid), "vec", "data")
             for vid in video_ids:
                 pipe.hmget(self.video_key(vid), "vec", "data")
-            return await pipe.execute()
+            seen, *replies = await pipe.execute()
+            self._check_epoch(seen)
+            return replies
 
         replies = await self._retry(op, "read for scoring")
         n = len(user_ids)
@@ -453,6 +511,18 @@ def split_calls(weights: Sequence[int], max_units: int, max_weight: int
     if start < len(weights):
         spans.append((start, len(weights)))
     return spans
+
+
+def _redact(url: str) -> str:
+    """The URL without its password (credentials never reach logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _text(value: bytes | str) -> str:

@@ -96,13 +96,16 @@ class PortraitHandler:
                  max_conflict_rounds: int = 50, video_cache_size: int = 100_000,
                  video_cache_ttl_s: float = 30.0, portrait_cache_size: int = 200_000,
                  dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
-                 scorer: ScoringHandler | None = None) -> None:
+                 scorer: ScoringHandler | None = None,
+                 count_metrics: bool = True) -> None:
         self.store = store
         # Scores candidates records that arrive on the user-events topic; without
         # one, such records are dead letters.
         self.scorer = scorer
         self.sink = sink
         self.dead_letter_topic = dead_letter_topic
+        # False for a rebuild: old events must not count in today's metric windows.
+        self.count_metrics = count_metrics
         self.dead = DeadLetters(sink, dead_letter_topic, dead_letter_max_bytes)
         self.config = config or PortraitConfig()
         self.window_s = window_s
@@ -172,7 +175,8 @@ class PortraitHandler:
                       for uid, (v, p, a, wm) in raw_states.items()}
             plans = plan_updates(todo, states, analyses, self.config, positions, snapshot_at)
             writes = [PortraitWrite(p.portrait, p.expected_version, tuple(p.applied_ids),
-                                    dict(p.metrics), format_wm(p.wm) if p.wm else "")
+                                    dict(p.metrics) if self.count_metrics else {},
+                                    format_wm(p.wm) if p.wm else "")
                       for p in plans.values() if p.applied_ids]
             moved = set(await self.store.write_portraits(writes, self.window_start()))
             for uid, plan in plans.items():
