@@ -41,6 +41,10 @@ class DemoConfig:
     rate: float = 0.0  # events/s; 0 = as fast as possible
     partitions: int = 4
     page_size: int = 1  # events per message on the user-events topic
+    fill_ins: int = 2  # catalogue videos added to each page's videos in a candidates request
+    # "user-events": requests in the user's ordered stream (read-your-writes);
+    # "candidates": the separate candidates topic (races the portrait path).
+    candidates_topic: str = "user-events"
     timeout_s: float = 600.0
     live: bool = True
     topic_prefix: str = "enf"
@@ -114,7 +118,11 @@ class _Outputs:
             return
         record = orjson.loads(value)
         if topic == topics.suppressions:
-            self.suppressions += len(record["items"]) if "items" in record else 1
+            kind = record.get("type")
+            if kind == "rerank_page":  # demote: the items marked suppressed
+                self.suppressions += sum(1 for i in record["items"] if i.get("suppressed"))
+            else:
+                self.suppressions += len(record["items"]) if "items" in record else 1
             self.latencies.append(now_ms - record.get("source_ts", now_ms))
         elif topic == topics.explanations:
             self.explanations += 1
@@ -124,6 +132,14 @@ class _Outputs:
             self.last_window = record
 
 
+def _shares(m: dict[str, float]) -> dict[str, float]:
+    scored = m.get("enf_candidates_scored_total", 0)
+    requests = m.get("enf_candidate_requests_total", 0)
+    return {"suppressed_share": m.get("enf_suppressions_total", 0) / scored if scored else 0.0,
+            "stale_share": (m.get("enf_candidate_requests_stale_total", 0) / requests
+                            if requests else 0.0)}
+
+
 def _render(cfg: DemoConfig, stats: dict[str, Any], outputs: _Outputs) -> Any:
     from rich.console import Group
     from rich.panel import Panel
@@ -131,13 +147,15 @@ def _render(cfg: DemoConfig, stats: dict[str, Any], outputs: _Outputs) -> Any:
 
     top = Table.grid(padding=(0, 3))
     for name in ("fed", "processed", "events/s", "quick-swipe rate", "dislike rate",
-                 "suppressions", "explanations", "dead letters"):
+                 "suppressions", "suppressed share", "stale portraits", "explanations",
+                 "dead letters"):
         top.add_column(name)
     top.add_row(*(f"[dim]{h}[/dim]" for h in ("fed", "processed", "events/s", "quick-swipe",
-                                                "dislike", "suppressions", "explanations",
-                                                "dead letters")))
+                                                "dislike", "suppressions", "suppressed",
+                                                "stale", "explanations", "dead letters")))
     top.add_row(str(stats["fed"]), str(stats["processed"]), f"{stats['eps']:.0f}",
                 f"{stats['qsr']:.1%}", f"{stats['dlr']:.2%}", str(outputs.suppressions),
+                f"{stats['suppressed_share']:.1%}", f"{stats['stale_share']:.1%}",
                 str(outputs.explanations), f"{outputs.dead_letters}/{cfg.bad_events}")
     table = Table(title="latest explanations", expand=True)
     table.add_column("user")
@@ -201,7 +219,8 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
         producer = asyncio.create_task(produce_feed(feed, bad, topics, rate=cfg.rate,
                                                     page_size=cfg.page_size, seed=cfg.seed,
                                                     progress=fed,
-                                                    catalogue_ready=catalogue_ready))
+                                                    catalogue_ready=catalogue_ready,
+                                                    candidates_topic=cfg.candidates_topic))
         done_at = None
         last_eps_t, last_processed, eps = t0, 0, 0.0
         live = None
@@ -226,7 +245,8 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
                 watches = totals.get("watches", 0)
                 stats = {"fed": fed["n"], "processed": processed, "eps": eps,
                          "qsr": totals.get("quick_swipes", 0) / watches if watches else 0.0,
-                         "dlr": totals.get("dislikes", 0) / watches if watches else 0.0}
+                         "dlr": totals.get("dislikes", 0) / watches if watches else 0.0,
+                         **_shares(m)}
                 if live is not None:
                     live.update(_render(cfg, stats, outputs))
                 if not worker.alive():
@@ -266,6 +286,11 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
             "candidate_requests": int(m.get("enf_candidate_requests_total", 0)),
             "candidates_scored": int(m.get("enf_candidates_scored_total", 0)),
             "suppressions": outputs.suppressions,
+            # the policy's share of scored candidates (enf_suppressions_total), and the
+            # share of requests scored on a portrait known to lag the user's events
+            "suppressed_share": round(_shares(m)["suppressed_share"], 4),
+            "stale_portrait_share": round(_shares(m)["stale_share"], 4),
+            "candidates_topic": cfg.candidates_topic,
             "explanations": outputs.explanations,
             "quick_swipe_rate": round(totals.get("quick_swipes", 0) / watches, 4) if watches else 0,
             "dislike_rate": round(totals.get("dislikes", 0) / watches, 5) if watches else 0,

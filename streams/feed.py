@@ -41,7 +41,10 @@ def build_feed(cfg: DemoConfig, workdir: Path, kafka_url: str) -> Feed:
     data_dir = workdir / "data"
     simulate(data_dir, SimulationConfig(users=cfg.users, videos=cfg.videos, days=2,
                                         seed=cfg.seed))
-    plan = plan_replay(read_dataset(data_dir), ReplayConfig(seed=cfg.seed))
+    # Ranker-like requests: the page's videos plus a few catalogue fill-ins at
+    # most (a ranker's top-k, not a random sample of the catalogue).
+    plan = plan_replay(read_dataset(data_dir), ReplayConfig(seed=cfg.seed,
+                                                            extra_candidates=cfg.fill_ins))
     kept: list[PlannedMessage] = []
     total = 0
     by_type: dict[str, int] = {}
@@ -74,14 +77,16 @@ async def _send_bad(bootstrap: str, bad: list[bytes], topics: TopicNames, seed: 
 
 async def produce_feed(feed: Feed, bad: list[bytes], topics: TopicNames, *, rate: float,
                        page_size: int, seed: int, progress: dict[str, Any],
-                       catalogue_ready: Callable[[int], Awaitable[None]]) -> None:
+                       catalogue_ready: Callable[[int], Awaitable[None]],
+                       candidates_topic: str = "user-events") -> None:
     """The catalogue first (videos are analysed before anyone is shown them, as in
     a real feed), then the feed, and meanwhile the bad messages at random moments."""
     from streams.replay import ReplayOptions, replay
     from streams.services import bootstrap_servers
 
     options = ReplayOptions(kafka_url=feed.kafka_url, topic_prefix=topics.prefix,
-                            rate=rate or None, page_events=page_size, create_topics=False)
+                            rate=rate or None, page_events=page_size, create_topics=False,
+                            candidates_topic=candidates_topic)
     catalogue = [m for m in feed.messages if m.type == "video"]
     rest = [m for m in feed.messages if m.type != "video"]
     await replay(catalogue, replace(options, rate=None, page_events=1))

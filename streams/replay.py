@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,10 @@ class ReplayOptions:
     partitions: int = 4
     in_flight: int = 20_000  # sends awaited in groups of this size
     client_id: str = "enf-replay"
+    # "candidates": the candidates topic; "user-events": in the user's own ordered
+    # stream, so each request is scored after exactly the user's earlier events
+    # (read-your-writes, see streams/handlers/portraits.py).
+    candidates_topic: str = "candidates"
 
 
 @dataclass
@@ -115,6 +119,12 @@ async def replay(messages: Sequence[PlannedMessage], options: ReplayOptions) -> 
     from aiokafka import AIOKafkaProducer
 
     topics = TopicNames(options.topic_prefix)
+    if options.candidates_topic not in ("candidates", "user-events"):
+        raise ValueError(f"candidates_topic must be 'candidates' or 'user-events', "
+                         f"not {options.candidates_topic!r}")
+    if options.candidates_topic == "user-events":  # before paging: one order per key
+        messages = [replace(m, stream="user-events") if m.stream == "candidates" else m
+                    for m in messages]
     if options.create_topics:
         from streams.services import create_topics
 

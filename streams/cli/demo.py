@@ -23,9 +23,15 @@ __all__ = ["demo"]
 @click.option("--page-size", default=1, show_default=True,
               help="user events per Kafka message (pages cut per-message overhead)")
 @click.option("--seed", default=7, show_default=True)
+@click.option("--fill-ins", default=2, show_default=True,
+              help="catalogue videos added to each page's videos in a candidates request")
+@click.option("--candidates-topic", type=click.Choice(["user-events", "candidates"]),
+              default="user-events", show_default=True,
+              help="user-events: requests in the user's ordered stream (read-your-writes)")
 @click.option("--json", "as_json", is_flag=True, help="no live view; print one JSON object last")
 def demo(events: int, bad_events: int, broker: str, users: int, videos: int, rate: float,
-         page_size: int, seed: int, as_json: bool) -> None:
+         page_size: int, seed: int, fill_ins: int, candidates_topic: str,
+         as_json: bool) -> None:
     """Start an embedded broker and Redis, stream a simulated feed through a real
     ENF worker, show what happens live, and end with a summary."""
     from rich.console import Console
@@ -33,7 +39,8 @@ def demo(events: int, bad_events: int, broker: str, users: int, videos: int, rat
     from streams.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(events=events, bad_events=bad_events, broker=broker, users=users,
-                     videos=videos, rate=rate, page_size=page_size, seed=seed, live=not as_json)
+                     videos=videos, rate=rate, page_size=page_size, seed=seed, live=not as_json,
+                     fill_ins=fill_ins, candidates_topic=candidates_topic)
     console = Console(stderr=as_json)
     summary = asyncio.run(run_demo(cfg, console=console))
     if not as_json:

@@ -30,3 +30,9 @@ def test_demo_json_summary_counts_every_bad_event() -> None:
     assert summary["broker"]["kind"] == "tansu"
     for key in ("explanations", "suppressions", "throughput_eps", "latency_ms", "redis"):
         assert key in summary
+    # The product policy: never more than the budget's fraction (0.25) of a request;
+    # requests ride in the user's own stream, so no portrait is ever stale.
+    assert 0.0 <= summary["suppressed_share"] <= 0.25
+    assert summary["suppressions"] <= 0.25 * summary["candidates_scored"]
+    assert summary["candidates_topic"] == "user-events"
+    assert summary["stale_portrait_share"] == 0.0
