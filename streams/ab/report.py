@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from enf_core.ab.stats import PAPER
-from streams.ab.png import bar_chart, line_chart
 
 __all__ = ["write_report"]
 
@@ -25,51 +24,90 @@ def _ci(m: dict[str, float], digits: int = 2) -> str:
     return f"{m['mean'] * 100:.{digits}f} % [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+_COLORS = {"A": "#7f7f7f", "B": "#1f77b4", "O": "#2ca02c"}
+
+
+def _bars(ax: Any, arms: dict[str, Any], metrics: list[str], scale: float) -> None:
+    width = 0.8 / max(len(arms), 1)
+    for k, (arm, values) in enumerate(arms.items()):
+        xs = [i + (k - (len(arms) - 1) / 2) * width for i in range(len(metrics))]
+        means = [values[m]["mean"] * scale for m in metrics]
+        err = [[(values[m]["mean"] - values[m]["lo"]) * scale for m in metrics],
+               [(values[m]["hi"] - values[m]["mean"]) * scale for m in metrics]]
+        ax.bar(xs, means, width * 0.95, yerr=err, capsize=4, color=_COLORS.get(arm),
+               label=f"arm {arm}")
+        for x, v in zip(xs, means, strict=True):
+            ax.annotate(f"{v:.2f}", (x, v), textcoords="offset points", xytext=(0, 3),
+                        ha="center", fontsize=8)
+    ax.set_xticks(range(len(metrics)), [_NAMES[m] for m in metrics])
+    ax.legend()
+
+
 def _plots(out: Path, r: dict[str, Any]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     arms = r["arms"]
     names = []
-
-    def triple(arm: str, metric: str) -> tuple[float, float, float]:
-        m = arms[arm][metric]
-        return (m["mean"], max(m["lo"], 0.0), m["hi"])
-
-    bar_chart(out / "rates.png", "WATCH RATIO AND QUICK-SWIPE RATE PER ARM (95% CI OVER SEEDS)",
-              ["WATCH RATIO", "QUICK SWIPES"],
-              {arm: [triple(arm, "watch_ratio"), triple(arm, "quick_swipe_rate")]
-               for arm in arms})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    _bars(axes[0], arms, ["watch_ratio", "quick_swipe_rate"], 100)
+    axes[0].set_ylabel("%")
+    _bars(axes[1], arms, ["dislike_rate"], 100)
+    axes[1].set_ylabel("%")
+    fig.suptitle(f"Rates per arm, 95 % intervals over {r['seeds']} seeds")
+    fig.tight_layout()
+    fig.savefig(out / "rates.png", dpi=110)
+    plt.close(fig)
     names.append("rates.png")
-    bar_chart(out / "dislike_rate.png", "DISLIKE RATE PER ARM (95% CI OVER SEEDS)",
-              ["DISLIKE RATE"], {arm: [triple(arm, "dislike_rate")] for arm in arms},
-              width=600)
-    names.append("dislike_rate.png")
+
     by_round = r.get("suppressed_share_by_round", {})
     if by_round:
-        n = max(len(v) for v in by_round.values())
-        line_chart(out / "suppressed_share.png", "SUPPRESSED SHARE OF CANDIDATES PER ROUND",
-                   [str(i + 1) for i in range(n)], {f"ARM {k}": v for k, v in by_round.items()},
-                   x_title="REQUEST NUMBER OF EACH USER")
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        for arm, values in by_round.items():
+            ax.plot(range(1, len(values) + 1), [v * 100 for v in values], marker="o",
+                    color=_COLORS.get(arm), label=f"arm {arm}")
+        ax.set_xlabel("request number of each user")
+        ax.set_ylabel("suppressed share of candidates (%)")
+        ax.set_ylim(bottom=0)
+        ax.legend()
+        ax.set_title("Suppressed share over time")
+        fig.tight_layout()
+        fig.savefig(out / "suppressed_share.png", dpi=110)
+        plt.close(fig)
         names.append("suppressed_share.png")
+
     resp = r.get("responsiveness", {})
     if resp.get("B", {}).get("by_requests"):
-        rows = {arm: {b["after"]: b["share"] for b in v["by_requests"]}
-                for arm, v in resp.items()}
-        ks = sorted({k for v in rows.values() for k in v})
-        series: dict[str, list[float | None]] = {
-            f"ARM {arm}": [v.get(k) for k in ks] for arm, v in rows.items()}
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for arm, v in resp.items():
+            rows = v["by_requests"]
+            axes[0].plot([b["after"] for b in rows],
+                         [(b["share"] or 0) * 100 for b in rows], marker="o",
+                         color=_COLORS.get(arm), label=f"arm {arm}")
         before = resp["B"]["before"]["share"]
         if before is not None:
-            series["B BEFORE DISLIKE"] = [before] * len(ks)
-        line_chart(out / "responsiveness.png",
-                   "SHARE OF CANDIDATES WITH A DISLIKED ELEMENT SUPPRESSED",
-                   [str(k) for k in ks], series, y_max=1.0,
-                   x_title="REQUESTS SINCE THE FIRST DISLIKE OF THE ELEMENT")
-        names.append("responsiveness.png")
+            axes[0].axhline(before * 100, color=_COLORS["B"], ls="--",
+                            label="arm B before the dislike")
+        axes[0].set_xlabel("user's requests since the first dislike of the element "
+                           "(last: and later)")
+        axes[0].set_ylabel("candidates with the element suppressed (%)")
+        axes[0].set_ylim(0, 100)
+        axes[0].legend()
         ms = resp["B"]["by_ms"]
-        line_chart(out / "responsiveness_ms.png",
-                   "ARM B: SUPPRESSED SHARE BY TIME SINCE THE DISLIKE",
-                   [b["bin"] for b in ms], {"ARM B": [b["share"] for b in ms]}, y_max=1.0,
-                   x_title="MILLISECONDS SINCE THE DISLIKE WAS SENT")
-        names.append("responsiveness_ms.png")
+        axes[1].bar(range(len(ms)), [(b["share"] or 0) * 100 for b in ms], color=_COLORS["B"])
+        axes[1].set_xticks(range(len(ms)), [b["bin"] for b in ms], rotation=30, fontsize=8)
+        axes[1].set_xlabel("ms since the dislike was sent")
+        axes[1].set_ylim(0, 100)
+        for i, b in enumerate(ms):
+            axes[1].annotate(f"n={b['n']}", (i, (b["share"] or 0) * 100), ha="center",
+                             textcoords="offset points", xytext=(0, 3), fontsize=8)
+        fig.suptitle("Responsiveness: suppression after a dislike naming an element")
+        fig.tight_layout()
+        fig.savefig(out / "responsiveness.png", dpi=110)
+        plt.close(fig)
+        names.append("responsiveness.png")
     return names
 
 

@@ -47,5 +47,5 @@ def test_enf_ab_runs_arm_b_through_the_worker(tmp_path: Path) -> None:
     assert b_suppressed == results["harness"]["suppressed_seen"] > 0
     assert results["worker"]["events_applied"] >= results["harness"]["events_sent"] > 0
     assert (out / "report.md").read_text().startswith("# ENF closed-loop simulated A/B")
-    for png in ("rates.png", "dislike_rate.png", "suppressed_share.png"):
+    for png in ("rates.png", "suppressed_share.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,47 +1,21 @@
-"""enf ab's report: PNGs that decode, a report.md a reader can follow."""
+"""enf ab's report: PNG charts that decode, a report.md a reader can follow."""
 
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from enf_core.ab.stats import summarize
-from streams.ab.png import Canvas, bar_chart
 from streams.ab.report import write_report
 
 
-def _decode(path: Path) -> np.ndarray:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width, height = 8, b"", 0, 0
-    while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
-        (crc,) = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
-        assert crc == zlib.crc32(kind + body)
-        if kind == b"IHDR":
-            width, height = struct.unpack(">II", body[:8])
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + n
-    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + width * 3)
-    assert (raw[:, 0] == 0).all()
-    return raw[:, 1:].reshape(height, width, 3)
+def _image(path: Path) -> np.ndarray:
+    import matplotlib.image
 
-
-def test_png_canvas_round_trips(tmp_path: Path) -> None:
-    c = Canvas(40, 20)
-    c.rect(2, 2, 5, 5, (255, 0, 0))
-    c.text(10, 5, "AB 1%", scale=1)
-    c.save(tmp_path / "x.png")
-    px = _decode(tmp_path / "x.png")
-    assert px.shape == (20, 40, 3)
-    assert tuple(px[3, 3]) == (255, 0, 0) and tuple(px[0, 0]) == (255, 255, 255)
-    assert (px[5:12, 10:40] != 255).any()  # the text drew something
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return np.asarray(matplotlib.image.imread(path))
 
 
 def test_report_files(tmp_path: Path) -> None:
@@ -63,8 +37,6 @@ def test_report_files(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "results.json").read_text())["seeds"] == 2
     md = (tmp_path / "report.md").read_text()
     assert "quick-swipe rate" in md and "-24.4 %" in md and "![rates.png](rates.png)" in md
-    for png in ("rates.png", "dislike_rate.png", "suppressed_share.png", "responsiveness.png",
-                "responsiveness_ms.png"):
-        assert _decode(tmp_path / png).shape[2] == 3
-    bar_chart(tmp_path / "b.png", "T", ["X"], {"A": [(0.0, 0.0, 0.0)]})  # all-zero data
-    assert _decode(tmp_path / "b.png").shape == (480, 900, 3)
+    for png in ("rates.png", "suppressed_share.png", "responsiveness.png"):
+        img = _image(tmp_path / png)
+        assert img.ndim == 3 and img.shape[0] > 200 and img.std() > 0  # not blank
