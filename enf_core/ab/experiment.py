@@ -20,7 +20,7 @@ request), so a round's requests reach the filter as one burst.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +34,8 @@ from enf_core.data import phrases
 from enf_core.data.response import dislike_trigger, hashed_draws, latent_p_negative, respond
 from enf_core.events import MAX_TEXT, SCHEMA_VERSION
 from enf_core.taxonomy import ELEMENTS, REASONS, TOPICS
+
+SLOW_ELEMENT = ELEMENTS.index("slow_plot")
 
 __all__ = ["ABConfig", "ABRun", "Decision", "EnfFilter", "Request", "run_experiment",
            "stream_user_id"]
@@ -56,6 +58,11 @@ class ABConfig:
     ranker: RankerConfig = field(default_factory=RankerConfig)
     budget: Budget = field(default_factory=Budget)
     session_gap_ms: int = 0  # wall-clock pause between sessions (0: none)
+    # Responsiveness probes: after a user's first dislike naming an element, requests of
+    # one video carrying it + 3 clean ones, sent this many ms after the dislike (-1: just
+    # before it), never served. Empty: no probes.
+    probe_delays_ms: tuple[int, ...] = (-1, 0, 50, 100, 250, 500, 1_000, 2_000)
+    probe_carriers: int = 2  # probe requests per new dislike and delay
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -90,9 +97,16 @@ class Decision:
 
 
 class EnfFilter(Protocol):
-    """Arm B's filter: takes a round's requests, answers each; takes users' events."""
+    """Arm B's filter: takes a round's requests, answers each; takes users' events.
 
-    async def send_events(self, events: dict[str, list[dict[str, Any]]]) -> None: ...
+    ``send_events`` may be given probe requests: each is sent once per delay in
+    ``delays_ms`` (ms after the events, -1: just before them) with request id
+    ``"{request_id}@{delay}"``; the answers come back under those ids.
+    """
+
+    async def send_events(self, events: dict[str, list[dict[str, Any]]], *,
+                          probes: Sequence[Request] = (),
+                          delays_ms: Sequence[int] = ()) -> dict[str, Decision]: ...
 
     async def answer(self, requests: list[Request]) -> dict[str, Decision]: ...
 
@@ -214,6 +228,27 @@ def _reason_text(world: World, seed: int, u: int, v: int, category: int) -> tupl
     return e, text
 
 
+def _probes(world: World, catalogue: np.ndarray, seen: np.ndarray, seed: int, u: int, sid: str,
+            r: int, element: int, n: int) -> list[Request]:
+    """Probe requests for a new dislike: one unseen video carrying the element (latent
+    truth picks it; the worker sees only ids) and three with no element at all, so the
+    budget (a quarter of 4 = 1) can only go to the carrier if ENF thinks it worst."""
+    inten = world.videos["intensity"][catalogue]
+    fresh = ~seen[catalogue]
+    carriers = catalogue[fresh & (inten[:, element] > 0)]
+    others = np.delete(inten, SLOW_ELEMENT, axis=1)
+    clean = catalogue[fresh & (others.max(axis=1) <= 0) & (inten[:, SLOW_ELEMENT] <= 0)]
+    if not len(carriers) or len(clean) < 3:
+        return []
+    rng = np.random.default_rng([seed, u, r, element, 13])
+    out = []
+    for k, c in enumerate(rng.permutation(carriers)[:n].tolist()):
+        vids = [c, *rng.choice(clean, 3, replace=False).tolist()]
+        out.append(Request(f"{sid}-x{r}-{element}-{k}", sid,
+                           [str(world.videos["video_id"][v]) for v in vids], [0.0] * 4))
+    return out
+
+
 async def run_experiment(world: World, config: ABConfig, enf: EnfFilter, *,
                          progress: Callable[[str, int, int], None] | None = None,
                          clock: Callable[[], float] = time.time) -> ABRun:
@@ -290,6 +325,7 @@ async def run_experiment(world: World, config: ABConfig, enf: EnfFilter, *,
         decisions = await enf.answer(requests)
         # 3. Serve, react, tally.
         events: dict[str, list[dict[str, Any]]] = {}
+        probes: list[Request] = []
         for s, cohort in enumerate(cohorts):
             served: dict[str, list[tuple[int, np.ndarray]]] = {arm: [] for arm in ARMS}
             # The oracle's view of every O list of this seed, in one call.
@@ -357,6 +393,9 @@ async def run_experiment(world: World, config: ABConfig, enf: EnfFilter, *,
                     for k in np.flatnonzero(out.explicit[sl]).tolist():
                         v = int(page[k])
                         e, text = _reason_text(world, s, u, v, int(out.category[sl][k]))
+                        if arm == "B" and e >= 0 and not resp["B"].has_disliked(sid, e):
+                            probes += _probes(world, catalogue, st.seen, s, u, sid, r, e,
+                                              config.probe_carriers)
                         resp[arm].dislike(sid, e, r, now)
                         dislikes.append((k, REASONS[int(out.category[sl][k])].value, text))
                     if arm == "B":
@@ -365,8 +404,11 @@ async def run_experiment(world: World, config: ABConfig, enf: EnfFilter, *,
                                                  for v in page.tolist()],
                             out.play_ms[sl].tolist(), world.videos["duration"][page].tolist(),
                             dislikes, now)
-        # 4. Arm B's reactions go back into the stream.
-        await enf.send_events(events)
+        # 4. Arm B's reactions go back into the stream (with probes around new dislikes).
+        answers = await enf.send_events(events, probes=probes,
+                                        delays_ms=config.probe_delays_ms if probes else ())
+        for key, d in (answers or {}).items():
+            resp["B"].probe(int(key.rsplit("@", 1)[1]), bool(d.suppressed[0]))
         report("rounds", r + 1, config.rounds)
     seconds["rounds_s"] = time.perf_counter() - t1
     return ABRun(config, tallies, resp, cohorts, catalogue, seconds)

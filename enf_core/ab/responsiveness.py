@@ -47,6 +47,14 @@ class Responsiveness:
     _before: _Bin = field(default_factory=_Bin)
     _pending: dict[tuple[str, int], _Bin] = field(default_factory=dict)
     dislikes: int = 0
+    _probes: dict[int, _Bin] = field(default_factory=dict)
+
+    def has_disliked(self, user: str, element: int) -> bool:
+        return (user, element) in self._first
+
+    def probe(self, delay_ms: int, suppressed: bool) -> None:
+        """A probe's carrier, sent ``delay_ms`` after the dislike (-1: just before)."""
+        self._probes.setdefault(delay_ms, _Bin()).add(suppressed)
 
     def dislike(self, user: str, element: int, request_no: int, t_ms: float) -> None:
         """The user disliked a video naming ``element`` in request ``request_no``."""
@@ -89,4 +97,5 @@ class Responsiveness:
             "by_ms": [{"bin": labels[b], "lo_ms": ([0, *MS_EDGES])[b], **self._by_ms[b].to_dict()}
                       for b in sorted(self._by_ms)],
             "before": self._before.to_dict(),
+            "probes": [{"delay_ms": d, **self._probes[d].to_dict()} for d in sorted(self._probes)],
         }

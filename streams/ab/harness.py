@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -52,12 +52,15 @@ class WorkerFilter:
     """Sends requests and events to a running worker and collects its decisions."""
 
     def __init__(self, *, bootstrap: str, topics: TopicNames, worker: WorkerProcess,
-                 mode: str, settle: bool = True, timeout_s: float = 300.0) -> None:
+                 mode: str, settle: bool = True, timeout_s: float = 300.0,
+                 candidates_topic: str | None = None) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
         self.worker = worker
         self.mode = mode
         self.settle = settle
+        # The candidates topic, or the user-events topic for read-your-writes ordering.
+        self.candidates_topic = candidates_topic or topics.candidates
         self.timeout_s = timeout_s
         self.events_sent = 0
         self.requests_sent = 0
@@ -158,7 +161,16 @@ class WorkerFilter:
                          lambda: self.worker.metrics().get("enf_videos_analyzed_total", 0)
                          >= want)
 
-    async def send_events(self, events: dict[str, list[dict[str, Any]]]) -> None:
+    async def send_events(self, events: dict[str, list[dict[str, Any]]], *,
+                          probes: Sequence[Request] = (),
+                          delays_ms: Sequence[int] = ()) -> dict[str, Decision]:
+        """The users' events; probes just before them and at each delay after them."""
+        def at(delay: int) -> list[Request]:
+            return [replace(p, request_id=f"{p.request_id}@{delay}") for p in probes]
+
+        sent: list[Request] = []
+        if probes and -1 in delays_ms:
+            sent += await self._send_requests(at(-1))
         futures = []
         for user, records in events.items():
             for start in range(0, len(records), _MAX_EVENTS_PER_MESSAGE):
@@ -167,9 +179,15 @@ class WorkerFilter:
                 self.events_sent += sum(count_events(r) for r in chunk)
         for f in futures:
             await f
+        t0 = time.monotonic()
+        for delay in sorted(d for d in delays_ms if d >= 0) if probes else ():
+            await asyncio.sleep(max(0.0, t0 + delay / 1000 - time.monotonic()))
+            sent += await self._send_requests(at(delay))
+        answers = await self._answers(sent) if sent else {}
         if self.settle:
             want = self.events_sent
             await self._wait("events", lambda: self._applied() >= want)
+        return answers
 
     def _applied(self) -> float:
         m = self.worker.metrics()
@@ -177,17 +195,20 @@ class WorkerFilter:
                 + m.get("enf_portrait_events_duplicate_total", 0)
                 + m.get("enf_dead_letters_total", 0))
 
-    async def answer(self, requests: list[Request]) -> dict[str, Decision]:
+    async def _send_requests(self, requests: Sequence[Request]) -> list[Request]:
         now = int(time.time() * 1000)
         futures = []
         for r in requests:
             record = {"v": SCHEMA_VERSION, "type": "candidates", "event_id": f"c:{r.request_id}",
                       "request_id": r.request_id, "user_id": r.user_id,
                       "video_ids": r.video_ids, "ranker_scores": r.ranker_scores, "ts": now}
-            futures.append(await self._send(self.topics.candidates, r.user_id, record))
+            futures.append(await self._send(self.candidates_topic, r.user_id, record))
         for f in futures:
             await f
         self.requests_sent += len(requests)
+        return list(requests)
+
+    async def _answers(self, requests: Sequence[Request]) -> dict[str, Decision]:
         want = self.requests_sent
         ids = [r.request_id for r in requests]
 
@@ -210,3 +231,6 @@ class WorkerFilter:
                 penalty = np.array([pen.get(v, 0.0) for v in r.video_ids])
             out[r.request_id] = Decision(mask, penalty, r.request_id in self.answers.stale)
         return out
+
+    async def answer(self, requests: list[Request]) -> dict[str, Decision]:
+        return await self._answers(await self._send_requests(requests))

@@ -95,14 +95,24 @@ def _plots(out: Path, r: dict[str, Any]) -> list[str]:
         axes[0].set_ylabel("candidates with the element suppressed (%)")
         axes[0].set_ylim(0, 100)
         axes[0].legend()
-        ms = resp["B"]["by_ms"]
-        axes[1].bar(range(len(ms)), [(b["share"] or 0) * 100 for b in ms], color=_COLORS["B"])
-        axes[1].set_xticks(range(len(ms)), [b["bin"] for b in ms], rotation=30, fontsize=8)
-        axes[1].set_xlabel("ms since the dislike was sent")
+        probes = resp["B"].get("probes") or []
+        if probes:
+            labels = ["before" if b["delay_ms"] < 0 else f"+{b['delay_ms']}" for b in probes]
+            shares = [(b["share"] or 0) * 100 for b in probes]
+            axes[1].plot(range(len(probes)), shares, marker="o", color=_COLORS["B"])
+            axes[1].set_xticks(range(len(probes)), labels)
+            axes[1].set_xlabel("probe sent ms after the dislike (before: just before it)")
+            axes[1].set_ylabel("probe's carrier suppressed (%)")
+            for i, b in enumerate(probes):
+                axes[1].annotate(f"n={b['n']}", (i, shares[i]), ha="center",
+                                 textcoords="offset points", xytext=(0, 4), fontsize=8)
+        else:
+            ms = resp["B"]["by_ms"]
+            axes[1].bar(range(len(ms)), [(b["share"] or 0) * 100 for b in ms],
+                        color=_COLORS["B"])
+            axes[1].set_xticks(range(len(ms)), [b["bin"] for b in ms], rotation=30, fontsize=8)
+            axes[1].set_xlabel("ms since the dislike was sent")
         axes[1].set_ylim(0, 100)
-        for i, b in enumerate(ms):
-            axes[1].annotate(f"n={b['n']}", (i, (b["share"] or 0) * 100), ha="center",
-                             textcoords="offset points", xytext=(0, 3), fontsize=8)
         fig.suptitle("Responsiveness: suppression after a dislike naming an element")
         fig.tight_layout()
         fig.savefig(out / "responsiveness.png", dpi=110)
@@ -180,6 +190,14 @@ def write_report(out: Path, r: dict[str, Any]) -> None:
         ]
         if first is not None:
             lines += [f"Very next request: {_pct(first['share'])} suppressed.", ""]
+        if resp.get("probes"):
+            lines += [
+                "Probes (one unseen video carrying the disliked element + 3 videos with no "
+                "element, never served; a budget of 1): carrier suppressed "
+                + ", ".join(("just before the dislike" if b["delay_ms"] < 0
+                             else f"{b['delay_ms']} ms after")
+                            + f" {_pct(b['share'])} (n={b['n']})" for b in resp["probes"])
+                + ".", ""]
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [
         "", "## Run", "", f"`{r.get('command', 'enf ab')}` — {r['seconds']['total_s']:.0f} s; "
         f"settings in results.json (`config`).", ""]

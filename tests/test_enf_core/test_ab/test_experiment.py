@@ -108,10 +108,14 @@ class _Recording:
         self.decide = decide
         self.records: list[dict[str, Any]] = []
         self.requests: list[Request] = []
+        self.probes: list[Request] = []
 
-    async def send_events(self, events: dict[str, list[dict[str, Any]]]) -> None:
+    async def send_events(self, events: dict[str, list[dict[str, Any]]], *,
+                          probes: Any = (), delays_ms: Any = ()) -> dict[str, Decision]:
         for records in events.values():
             self.records.extend(records)
+        self.probes.extend(probes)
+        return {f"{p.request_id}@{d}": self.decide(p) for p in probes for d in delays_ms}
 
     async def answer(self, requests: list[Request]) -> dict[str, Decision]:
         self.requests.extend(requests)
@@ -185,3 +189,21 @@ def test_world_recovers_the_simulators_dislike_intercept(world: World, tmp_path:
     tally = ArmTally()
     tally.add_request(scored=12, suppressed=3, served=0, round_ix=0)
     assert tally.metrics()["empty_requests"] == 1.0
+
+
+def test_probes_pair_one_carrier_with_clean_videos(world: World) -> None:
+    from enf_core.ab.experiment import SLOW_ELEMENT, _probes
+
+    catalogue = np.arange(world.n_videos)
+    e = int(np.argmax((world.videos["intensity"] > 0).sum(axis=0)[:SLOW_ELEMENT]))
+    probes = _probes(world, catalogue, np.zeros(world.n_videos, bool), 0, 3, "u.s0", 2, e, 2)
+    assert len(probes) == 2
+    index = {str(v): i for i, v in enumerate(world.videos["video_id"])}
+    for p in probes:
+        rows = world.videos["intensity"][[index[v] for v in p.video_ids]]
+        assert rows[0, e] > 0 and len(p.video_ids) == 4
+        assert (rows[1:] <= 0).all()
+    r = Responsiveness()
+    r.probe(-1, False)
+    r.probe(0, True)
+    assert [b["delay_ms"] for b in r.summary()["probes"]] == [-1, 0]
