@@ -189,6 +189,11 @@ class WorkerFilter:
             await self._wait("events", lambda: self._applied() >= want)
         return answers
 
+    async def drain(self) -> None:
+        """Wait until the worker has applied every event sent (the end of a run)."""
+        want = self.events_sent
+        await self._wait("drain", lambda: self._applied() >= want)
+
     def _applied(self) -> float:
         m = self.worker.metrics()
         return (m.get("enf_portrait_events_applied_total", 0)

@@ -17,7 +17,9 @@ from enf_core.ab.stats import summarize
 from enf_core.ab.world import World, load_world
 from streams.config import TopicNames
 
-__all__ = ["ABOptions", "default_simulation", "run_ab"]
+__all__ = ["ORDERINGS", "ABOptions", "default_simulation", "run_ab"]
+
+ORDERINGS = ("ryw", "settle", "none")
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,11 @@ class ABOptions:
     sim_users: int = 0  # 0: seeds x users_per_seed
     sim_videos: int = 2_000
     sim_seed: int = 101  # not the seed of the default training simulation (0)
-    settle: bool = True  # wait for each round's events to be applied before the next requests
+    # How B's requests meet the users' events: "ryw" candidates on the user-events topic
+    # (read-your-writes: scored at their place in the user's stream); "settle": on the
+    # candidates topic, after waiting until every event is applied; "none": on the
+    # candidates topic without waiting (portraits may lag: records say stale).
+    ordering: str = "ryw"
     worker_env: dict[str, str] = field(default_factory=dict)
     command: str = "enf ab"
 
@@ -71,8 +77,12 @@ async def _run_through_worker(world: World, config: ABConfig, options: ABOptions
                                log_path=options.out / "worker.log", app_id="enf-ab",
                                partitions=options.partitions, env=env)
         await asyncio.to_thread(worker.wait_ready)
+        if options.ordering not in ORDERINGS:
+            raise ValueError(f"ordering must be one of {', '.join(ORDERINGS)}")
         enf = WorkerFilter(bootstrap=bootstrap_servers(kafka_url), topics=topics, worker=worker,
-                           mode=config.mode, settle=options.settle)
+                           mode=config.mode, settle=options.ordering == "settle",
+                           candidates_topic=topics.user_events if options.ordering == "ryw"
+                           else topics.candidates)
         await enf.start()
         t0 = time.perf_counter()
         catalogue = catalogue_for(world, config)
@@ -83,6 +93,7 @@ async def _run_through_worker(world: World, config: ABConfig, options: ABOptions
         catalogue_s = time.perf_counter() - t0
         run = await run_experiment(world, config, enf, progress=progress)
         run.seconds["catalogue_s"] = catalogue_s
+        await enf.drain()
         status = worker.status()
         metrics = worker.metrics()
         info = {"model": status.get("model", {}),
@@ -169,5 +180,5 @@ def _config_dict(config: ABConfig, options: ABOptions) -> dict[str, Any]:
     from dataclasses import asdict
 
     return {"experiment": asdict(config), "broker": options.broker,
-            "partitions": options.partitions, "settle": options.settle,
+            "partitions": options.partitions, "ordering": options.ordering,
             "worker_env": dict(options.worker_env)}

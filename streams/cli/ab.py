@@ -33,12 +33,14 @@ __all__ = ["cli"]
               help="ranked candidates per request sent to ENF (the page and its backfill)")
 @click.option("--page-size", default=6, show_default=True, help="videos served per request")
 @click.option("--no-history", is_flag=True, help="start from cold portraits (no logged history)")
-@click.option("--no-settle", is_flag=True,
-              help="send the next requests without waiting for the events to be applied")
+@click.option("--ordering", type=click.Choice(["ryw", "settle", "none"]), default="ryw",
+              show_default=True,
+              help="ryw: candidates on the user-events topic (read-your-writes); settle: on "
+                   "the candidates topic after every event is applied; none: no wait")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
 def cli(seeds: int, out: Path, data: Path | None, broker: str, mode: str, users_per_seed: int,
         sessions: int, pages: int, catalogue: int, request_size: int, page_size: int,
-        no_history: bool, no_settle: bool, as_json: bool) -> None:
+        no_history: bool, ordering: str, as_json: bool) -> None:
     """Simulated users request feeds from a baseline ranker; arm A serves its top page,
     arm B the same list through the real ENF worker on a real broker and Redis, arm O
     an oracle with the same budget. Writes OUT/report.md, OUT/results.json and plots."""
@@ -56,7 +58,7 @@ def cli(seeds: int, out: Path, data: Path | None, broker: str, mode: str, users_
                                                      page_size=page_size),
                       budget=Budget.from_policy())
     command = "enf " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    options = ABOptions(out=out, data=data, broker=broker, settle=not no_settle,
+    options = ABOptions(out=out, data=data, broker=broker, ordering=ordering,
                         command=command)
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
