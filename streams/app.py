@@ -30,6 +30,7 @@ from streams.handlers.portraits import PortraitHandler
 from streams.handlers.scoring import ScoringHandler, ScoringResult
 from streams.handlers.videos import Analyzer, NeutralAnalyzer, VideoHandler
 from streams.metrics import WorkerMetrics
+from streams.positions import PartitionPositions
 from streams.store import RedisDataLostError, RedisStore, StoreConfig
 
 __all__ = ["EnfWorker", "FaustSink", "default_analyzer", "load_analyzer", "load_runtime"]
@@ -174,6 +175,8 @@ class EnfWorker:
         self.runtime = runtime if runtime is not None else load_runtime(config)
         providers = ",".join(self.runtime.providers)
         self.metrics.model_info.labels(self.runtime.version, providers).set(1)
+        self.positions = PartitionPositions(self.store, topics.user_events)
+        self._offsets_client: Any = None
         self.scoring = ScoringHandler(
             self.store, self.sink, self.runtime, suppressions_topic=topics.suppressions,
             explanations_topic=topics.explanations, dead_letter_topic=topics.dead_letters,
@@ -181,6 +184,8 @@ class EnfWorker:
             policy=self.policy,
             explanations_per_request=config.explanations_per_request,
             explainer=config.explainer,
+            positions=self.positions, end_offsets=self._user_event_end_offsets,
+            portrait_wait_s=config.portrait_wait_ms / 1000.0,
             video_cache_size=config.video_cache_size,
             suppression_pages=_suppression_pages(config.suppression_format))
         # Candidates records on the user-events topic are scored by the portrait
@@ -189,7 +194,7 @@ class EnfWorker:
             self.store, self.sink, dead_letter_topic=topics.dead_letters,
             dead_letter_max_bytes=config.dead_letter_max_bytes,
             config=PortraitConfig(quick_swipe_ratio=config.quick_swipe_ratio),
-            window_s=config.metrics_window_s, scorer=self.scoring)
+            window_s=config.metrics_window_s, scorer=self.scoring, positions=self.positions)
         if analyzer is not None:
             self.videos = VideoHandler(self.store, self.sink, analyzer,
                                        dead_letter_topic=topics.dead_letters,
@@ -202,6 +207,24 @@ class EnfWorker:
         self.monitor = Monitor(self.store, self.sink, metrics_topic=topics.metrics,
                                window_s=config.metrics_window_s)
         self._register()
+
+    async def _user_event_end_offsets(self, partitions: Sequence[int]) -> dict[int, int]:
+        """The user-events partitions' end offsets (one ListOffsets request), for the
+        candidates topic's bounded wait (streams/positions.py)."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        from streams.services import bootstrap_servers
+
+        if self._offsets_client is None:
+            client = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(self.config.kafka_url),
+                                      group_id=None, enable_auto_commit=False,
+                                      client_id=f"{self.config.app_id}-positions")
+            await client.start()
+            self._offsets_client = client
+        topic = self.config.topics.user_events
+        ends = await self._offsets_client.end_offsets(
+            [TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: int(off) for tp, off in ends.items()}
 
     # ------------------------------------------------------------------ wiring
     def _topic(self, name: str) -> Any:

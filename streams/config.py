@@ -90,6 +90,9 @@ class WorkerConfig:
     # Video analysis runs in this many processes (0: a thread in the worker).
     video_processes: int = 1  # scorer's in-process cache of video vectors
     explanations_per_request: int = 3  # explanation records per candidates request
+    # A request on the candidates topic waits at most this long for the portrait
+    # path to catch up with its user-events partition, then is scored stale.
+    portrait_wait_ms: int = 50
     # Who writes explanation records: "student" (the model version's explanation
     # student, files.explainer; the template when the version has none) or
     # "template" (enf_core.reason.explain).

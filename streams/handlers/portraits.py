@@ -37,6 +37,7 @@ from streams.handlers.base import (
     now_ms,
 )
 from streams.handlers.scoring import ScoringHandler, ScoringRequest, ScoringResult
+from streams.positions import PartitionPositions
 from streams.store import PortraitWrite, RedisStore, split_calls
 
 __all__ = ["PortraitHandler", "PortraitResult"]
@@ -97,11 +98,14 @@ class PortraitHandler:
                  video_cache_ttl_s: float = 30.0, portrait_cache_size: int = 200_000,
                  dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
                  scorer: ScoringHandler | None = None,
+                 positions: PartitionPositions | None = None,
                  count_metrics: bool = True) -> None:
         self.store = store
         # Scores candidates records that arrive on the user-events topic; without
         # one, such records are dead letters.
         self.scorer = scorer
+        # Where this path has got per partition, for candidates-topic requests.
+        self.positions = positions
         self.sink = sink
         self.dead_letter_topic = dead_letter_topic
         # False for a rebuild: old events must not count in today's metric windows.
@@ -222,6 +226,8 @@ class PortraitHandler:
             a, d, c = await self._apply({u: by_user[u] for u in users[start:end]},
                                         positions, pending, snapshot_at, snapshots)
             applied, duplicates, conflicts = applied + a, duplicates + d, conflicts + c
+        if self.positions is not None:
+            await self.positions.record(messages)
         scoring = None
         if placed and self.scorer is not None:
             requests = []

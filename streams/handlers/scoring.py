@@ -45,6 +45,7 @@ from streams.handlers.base import (
     decode_batch,
     now_ms,
 )
+from streams.positions import EndOffsets, PartitionPositions, Staleness
 from streams.store import RedisStore
 from streams.stored import StoredValueError, finite_vector, parse_analysis, parse_portrait
 
@@ -129,7 +130,8 @@ class ScoringHandler:
                  video_cache_size: int = 200_000, video_cache_ttl_s: float = 30.0,
                  suppression_pages: bool = False,
                  dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
-                 explainer: str = "student") -> None:
+                 explainer: str = "student", positions: PartitionPositions | None = None,
+                 end_offsets: EndOffsets | None = None, portrait_wait_s: float = 0.05) -> None:
         if explainer not in EXPLAINERS:
             raise ValueError(f"explainer must be one of {', '.join(EXPLAINERS)}, "
                              f"not {explainer!r}")
@@ -145,6 +147,11 @@ class ScoringHandler:
         self.explanations_per_request = explanations_per_request
         self.suppression_pages = suppression_pages
         self._cache = _VideoCache(video_cache_size, video_cache_ttl_s)
+        # Candidates-topic requests wait (bounded) for the portrait path to catch
+        # up on their user-events partition (streams/positions.py).
+        self.positions = positions
+        self.end_offsets = end_offsets
+        self.portrait_wait_s = portrait_wait_s
 
     def current_threshold(self) -> float:
         """The policy's threshold on the calibrated p: configured, else the model's
@@ -190,6 +197,11 @@ class ScoringHandler:
             for fut in pending:
                 await fut
             return ScoringResult(0, 0, 0, 0, len(batch.dead), ())
+        staleness = [Staleness(False, 0)] * len(pairs)
+        if self.positions is not None and self.end_offsets is not None:
+            staleness = await self.positions.wait(
+                [(m.partition, m.timestamp_ms) for _, m in pairs], self.end_offsets,
+                self.portrait_wait_s)
         users = list(dict.fromkeys(e.user_id for e, _ in pairs))
         now = time.monotonic()
         video_ids = list(dict.fromkeys(v for e, _ in pairs for v in e.video_ids))
@@ -204,9 +216,10 @@ class ScoringHandler:
             portraits[u] = (self._stored_vector(self.store.portrait_key(u), vec_b, PORTRAIT_DIM,
                                                 bad), data)
         requests = []
-        for e, m in pairs:
+        for (e, m), st in zip(pairs, staleness, strict=True):
             vec, data = portraits[e.user_id]
-            requests.append(ScoringRequest(e, m.timestamp_ms or e.ts, vec, data))
+            requests.append(ScoringRequest(e, m.timestamp_ms or e.ts, vec, data, st.stale,
+                                           st.lag_events))
         result = await self._respond(requests, unknown, now, pending, bad)
         return replace(result, dead_letters=len(batch.dead))
 

@@ -172,3 +172,56 @@ async def test_candidates_on_user_events_are_scored_at_their_position(redis_url:
             assert np.allclose([i["p_negative"] for i in items], ref, atol=2e-5)
         else:
             apply_event(p, e, analyses.get(getattr(e, "video_id", "")))
+
+
+async def test_candidates_topic_waits_for_the_partition_then_says_stale(redis_url: str
+                                                                        ) -> None:
+    """The separate candidates topic: a bounded wait on the partition's position in
+    Redis; caught up in time -> fresh, else scored anyway with stale and the lag."""
+    from streams.positions import PartitionPositions
+
+    store = await _setup(redis_url)
+    positions = PartitionPositions(store, "ue")
+    sink = ListSink()
+    ends = {0: 10}
+
+    async def end_offsets(parts: Any) -> dict[int, int]:
+        return {p: ends[p] for p in parts}
+
+    scorer = ScoringHandler(store, sink, ScorerRuntime(prefer_gpu=False),
+                            suppressions_topic="sup", explanations_topic="exp",
+                            dead_letter_topic="dlq",
+                            policy=SuppressionPolicy(mode="demote", threshold=0.0),
+                            positions=positions, end_offsets=end_offsets,
+                            portrait_wait_s=0.05)
+    portraits = PortraitHandler(store, ListSink(), dead_letter_topic="dlq", positions=positions)
+
+    def watches(lo: int, hi: int) -> list[Message]:
+        return [Message(event("watch", event_id=f"x{i}", user_id="warm", video_id="v1",
+                              play_ms=900, duration_ms=1000, ts=50 + i), b"warm", "ue", 0, i,
+                        1000 + i) for i in range(lo, hi)]
+
+    def request(i: int, ts: int) -> Message:
+        return Message(event("candidates", event_id=f"c{i}", request_id=f"q{i}",
+                             user_id="warm", video_ids=VIDEOS, ts=ts), b"warm", "cand", 0, i, ts)
+
+    await portraits.handle(watches(0, 6))  # handled up to offset 6 of 10, last ts 1005
+    r = await scorer.handle([request(0, 2000)])  # produced after offsets 6..9: not there
+    assert r.stale_requests == 1
+    page = sink.records("sup")[-1]
+    assert page["stale"] is True and page["portrait_lag_events"] == 4
+    r = await scorer.handle([request(1, 1003)])  # produced before message 4: caught up
+    assert r.stale_requests == 0 and sink.records("sup")[-1]["stale"] is False
+
+    async def later() -> None:  # the rest arrives while the scorer waits
+        await asyncio.sleep(0.01)
+        await portraits.handle(watches(6, 10))
+
+    ends[0] = 10
+    task = asyncio.create_task(later())
+    scorer.portrait_wait_s = 5.0
+    r = await scorer.handle([request(2, 3000)])
+    await task
+    last = sink.records("sup")[-1]
+    assert r.stale_requests == 0 and last["stale"] is False and last["portrait_lag_events"] == 0
+    await store.close()
