@@ -36,16 +36,19 @@ __all__ = ["replay"]
 @click.option("--partitions", type=click.IntRange(1), default=4, show_default=True,
               help="Partitions of topics this command creates (existing ones are kept).")
 @click.option("--create-topics/--no-create-topics", default=True, show_default=True)
+@click.option("--candidates-topic", type=click.Choice(["candidates", "user-events"]),
+              default="candidates", show_default=True,
+              help="user-events: requests in the user's ordered stream (read-your-writes)")
 def replay(directory: Path, kafka_url: str, topic_prefix: str, rate: float | None,
            limit: int | None, page_events: int, page_size: int, extra_candidates: int,
-           seed: int, partitions: int, create_topics: bool) -> None:
+           seed: int, partitions: int, create_topics: bool, candidates_topic: str) -> None:
     """Replay the dataset in DIRECTORY into <prefix>.videos, .user-events, .candidates."""
     from enf_core.data.replay_plan import ReplayConfig
     from streams.replay import ReplayOptions, replay_dataset
 
     options = ReplayOptions(kafka_url=kafka_url, topic_prefix=topic_prefix, rate=rate,
                             page_events=page_events, create_topics=create_topics,
-                            partitions=partitions)
+                            partitions=partitions, candidates_topic=candidates_topic)
     config = ReplayConfig(page_size=page_size, extra_candidates=extra_candidates, seed=seed,
                           limit=limit)
     try:
