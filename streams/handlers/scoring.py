@@ -198,7 +198,8 @@ class ScoringHandler:
                 await fut
             return ScoringResult(0, 0, 0, 0, len(batch.dead), ())
         staleness = [Staleness(False, 0)] * len(pairs)
-        if self.positions is not None and self.end_offsets is not None:
+        if (self.positions is not None and self.end_offsets is not None
+                and self.portrait_wait_s > 0):
             staleness = await self.positions.wait(
                 [(m.partition, m.timestamp_ms) for _, m in pairs], self.end_offsets,
                 self.portrait_wait_s)
