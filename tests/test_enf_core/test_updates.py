@@ -136,3 +136,20 @@ def test_watermark_text_round_trips_and_garbage_is_ignored() -> None:
     assert parse_wm(b"0:5:0") == (0, 5, 0)
     for bad in (None, b"", "x", "1:2", "a:b:c", "-1:4:0"):
         assert parse_wm(bad) is None
+
+
+def test_snapshots_are_the_portrait_before_the_kth_event() -> None:
+    events = [WatchEvent(f"w{i}", "u", "v", 100 * i, 1000, i) for i in range(1, 5)]
+    plans = plan_updates({"u": events, "cold": []}, {}, {}, snapshot_at={"u": [0, 2, 4],
+                                                                        "cold": [0]})
+    snaps = plans["u"].snapshots
+    assert sorted(snaps) == [0, 2, 4]
+    ref = Portrait.new("u")
+    assert snaps[0].to_dict() == ref.to_dict()
+    for e in events[:2]:
+        apply_event(ref, e)
+    assert snaps[2].to_dict() == ref.to_dict()
+    assert snaps[4].to_dict() == plans["u"].portrait.to_dict()
+    assert snaps[0] is not snaps[2]  # copies, not the live portrait
+    # a user with nothing to apply still gets a plan carrying its snapshot
+    assert plans["cold"].applied_ids == [] and plans["cold"].snapshots[0].n_events == 0
