@@ -30,6 +30,7 @@ no event is applied twice and none is lost.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import secrets
@@ -40,7 +41,17 @@ from typing import Any, TypeVar
 import numpy as np
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import BusyLoadingError
+from redis.crc import key_slot
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterDownError,
+    ClusterError,
+    MovedError,
+    NoScriptError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -48,12 +59,16 @@ from enf_core.analysis import VideoAnalysis
 from enf_core.portrait import Portrait
 from streams.stored import Quarantined, StoredValueError, parse_analysis, parse_portrait
 
-__all__ = ["PortraitWrite", "RedisDataLostError", "RedisStore", "StoreConfig", "split_calls",
-           "with_retry"]
+__all__ = ["PortraitWrite", "RedisDataLostError", "RedisStore", "StoreConfig", "is_cluster_url",
+           "slot_tag", "split_calls", "with_retry"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_RETRYABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionError, OSError)
+# Transient on a single Redis, and on a cluster while slots move or a node fails
+# over (MOVED / ASK / TRYAGAIN that redis-py did not resolve itself).
+_RETRYABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionError, OSError,
+              TryAgainError, MovedError, AskError, ClusterDownError, ClusterError,
+              SlotNotCoveredError)
 
 # Event ids are printable (enf_core.events checks), so the unit separator \x1f can
 # join them: one argument per user instead of one per id, because redis-py spends
@@ -204,10 +219,24 @@ class RedisStore:
                  client: aioredis.Redis | None = None) -> None:
         self.config = config or StoreConfig()
         self.url = url
-        self.redis: aioredis.Redis = client or aioredis.Redis.from_url(
-            url, decode_responses=False, socket_timeout=self.config.socket_timeout_s,
-            socket_connect_timeout=5,
-            health_check_interval=30)
+        # redis+cluster:// (or rediss+cluster://) selects Redis Cluster: a batch's
+        # users are grouped by hash slot, one Lua call per slot (and size limit),
+        # pipelined per node by redis-py's RedisCluster (MOVED / ASK / TRYAGAIN
+        # during a slot migration are followed by it or retried here).
+        self.cluster = is_cluster_url(url)
+        self.redis: Any
+        if client is not None:
+            self.redis = client
+        elif self.cluster:
+            from redis.asyncio.cluster import RedisCluster
+
+            self.redis = RedisCluster.from_url(
+                url.replace("+cluster://", "://", 1), decode_responses=False,
+                socket_timeout=self.config.socket_timeout_s, socket_connect_timeout=5)
+        else:
+            self.redis = aioredis.Redis.from_url(
+                url, decode_responses=False, socket_timeout=self.config.socket_timeout_s,
+                socket_connect_timeout=5, health_check_interval=30)
         self._cas = self.redis.register_script(_CAS_SCRIPT)
         self._read = self.redis.register_script(_READ_SCRIPT)
         self.epoch: bytes | None = None  # this Redis's epoch token, once known
@@ -222,8 +251,14 @@ class RedisStore:
     def video_key(self, video_id: str) -> str:
         return f"{self.config.prefix}:v:{video_id}"
 
-    def metric_key(self, window_start: int) -> str:
-        return f"{self.config.prefix}:m:{window_start}"
+    def metric_key(self, window_start: int, slot: int | None = None) -> str:
+        """One hash per window; on a cluster one per window and slot (a Lua call
+        touches one slot only), listed in :meth:`window_slots_key`."""
+        base = f"{self.config.prefix}:m:{window_start}"
+        return base if slot is None else f"{base}:{{{slot_tag(slot)}}}"
+
+    def window_slots_key(self, window_start: int) -> str:
+        return f"{self.config.prefix}:ms:{window_start}"
 
     async def _retry(self, op: Callable[[], Awaitable[T]], what: str) -> T:
         return await with_retry(op, what=what, max_backoff_s=self.config.retry_max_s,
@@ -233,26 +268,59 @@ class RedisStore:
         await self.redis.aclose()
 
     # ----------------------------------------------------------------- epoch
-    def epoch_key(self) -> str:
-        return f"{self.config.prefix}:epoch"
+    def epoch_key(self, slot: int | None = None) -> str:
+        """``enf:epoch``; on a cluster one copy per hash slot (``enf:epoch:{tag}``),
+        so that a node that lost its data is caught by the calls routed to it,
+        and a migrating slot takes its copy along."""
+        base = f"{self.config.prefix}:epoch"
+        return base if slot is None else f"{base}:{{{slot_tag(slot)}}}"
+
+    def _epoch_keys(self) -> list[str]:
+        if self.cluster:
+            return [self.epoch_key(slot) for slot in range(_SLOTS)]
+        return [self.epoch_key()]
 
     async def ensure_epoch(self) -> bytes:
         """Adopt this Redis's epoch, writing a fresh one if it has none (a new
-        Redis, or the first worker after ``enf portraits rebuild`` reset it)."""
+        Redis, or the first worker after ``enf portraits rebuild`` reset it).
+        On a cluster, copies that disagree mean some node lost its data."""
         token = secrets.token_hex(8).encode()
+        keys = self._epoch_keys()
 
-        async def op() -> bytes:
-            await self.redis.set(self.epoch_key(), token, nx=True)
-            current = await self.redis.get(self.epoch_key())
-            return bytes(current) if isinstance(current, bytes) else token
+        async def op() -> set[bytes]:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.set(key, token, nx=True)
+            for key in keys:
+                pipe.get(key)
+            replies = await pipe.execute()
+            return {bytes(r) for r in replies[len(keys):] if isinstance(r, bytes)}
 
-        self.epoch = await self._retry(op, "epoch")
+        found = await self._retry(op, "epoch")
+        if self.cluster:  # load the scripts on every primary now, not on a first NOSCRIPT
+            for script in (self._cas, self._read):
+                await self._retry(lambda s=script: self.redis.script_load(s.script),  # type: ignore[misc]
+                                  "load scripts")
+        if len(found) != 1:
+            raise RedisDataLostError(
+                f"Redis Cluster at {_redact(self.url)} holds {len(found)} different epochs: a "
+                "node lost its data. Stop the workers, run `enf portraits rebuild`, then "
+                "restart them.")
+        self.epoch = found.pop()
         return self.epoch
 
     async def reset_epoch(self) -> bytes:
         """A new epoch (after a rebuild): workers still holding the old one stop."""
         token = secrets.token_hex(8).encode()
-        await self._retry(lambda: self.redis.set(self.epoch_key(), token), "reset epoch")
+        keys = self._epoch_keys()
+
+        async def op() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.set(key, token)
+            await pipe.execute()
+
+        await self._retry(op, "reset epoch")
         self.epoch = token
         return token
 
@@ -265,46 +333,75 @@ class RedisStore:
                 "empty replica. Stop the workers, run `enf portraits rebuild`, then restart "
                 "them (see the README's Guarantees).")
 
-    async def _epoch_pipeline(self) -> Any:
-        """A pipeline whose first reply is the epoch (checked by the caller)."""
+    async def _epoch_pipeline(self, slots: Sequence[int] = ()) -> Any:
+        """A pipeline whose first replies are the epoch copies (checked by the
+        caller): one on a single Redis, one per given slot on a cluster (each
+        sent to the node, and so the connection, that runs that slot's calls)."""
         if self.epoch is None:
             await self.ensure_epoch()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.get(self.epoch_key())
+        if self.cluster:
+            for slot in slots:
+                pipe.get(self.epoch_key(slot))
+        else:
+            pipe.get(self.epoch_key())
         return pipe
+
+    def _n_epochs(self, slots: Sequence[int]) -> int:
+        return len(slots) if self.cluster else 1
 
     async def _per_user_script(self, script: Any, units: Sequence[tuple[list[str], list[Any]]],
                                weights: Sequence[int], head: Callable[[int], list[Any]],
-                               tail_keys: list[str], what: str) -> list[tuple[int, Any]]:
+                               tail_keys: Callable[[int | None], list[str]], what: str
+                               ) -> list[tuple[list[int], Any]]:
         """Run ``script`` over per-user (keys, args) units in calls of at most
         ``max_users_per_call`` users and ``max_ids_per_call`` event ids
-        (``weights``), pipelined in one round trip; returns (index of the
-        call's first unit, the call's reply) per call.
+        (``weights``), pipelined in one round trip; on a cluster, a call holds
+        users of one hash slot only. Returns (indices of the call's units, the
+        call's reply) per call.
 
         A timed-out pipeline is retried with calls half the size: a call that
         landed before the timeout is harmless to repeat (a CAS whose version
         moved is reported as a conflict and recomputed; reads have no effect).
         """
         limits = [max(1, self.config.max_users_per_call), max(1, self.config.max_ids_per_call)]
+        groups: dict[int | None, list[int]] = {}
+        for i, (keys, _args) in enumerate(units):
+            groups.setdefault(key_slot(keys[0].encode()) if self.cluster else None,
+                              []).append(i)
+        slots = [slot for slot in groups if slot is not None]
 
-        async def op() -> list[tuple[int, Any]]:
-            spans = split_calls(weights, limits[0], limits[1])
-            pipe = await self._epoch_pipeline()
-            for start, end in spans:
-                chunk = units[start:end]
-                keys = [k for ks, _ in chunk for k in ks] + tail_keys
-                args = head(len(chunk)) + [a for _, a_ in chunk for a in a_]
-                await script(keys=keys, args=args, client=pipe)
+        async def op() -> list[tuple[list[int], Any]]:
+            calls: list[tuple[int | None, list[int]]] = []
+            for slot, members in groups.items():
+                for start, end in split_calls([weights[i] for i in members],
+                                              limits[0], limits[1]):
+                    calls.append((slot, members[start:end]))
+            pipe = await self._epoch_pipeline(slots)
+            for slot, members in calls:
+                keys = [k for i in members for k in units[i][0]] + tail_keys(slot)
+                args = head(len(members)) + [a for i in members for a in units[i][1]]
+                if self.cluster:  # ClusterPipeline blocks .evalsha(); NOSCRIPT handled below
+                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                else:
+                    await script(keys=keys, args=args, client=pipe)
+            n_epochs = self._n_epochs(slots)
             try:
-                seen, *replies = await pipe.execute()
+                replies = await pipe.execute()
+            except NoScriptError:
+                await self.redis.script_load(script.script)  # every primary of a cluster
+                raise RedisConnectionError("script cache was empty: loaded it") from None
             except RedisTimeoutError:
-                if max(end - start for start, end in spans) > 1:
+                largest = max(len(members) for _slot, members in calls)
+                if largest > 1:
                     limits[0], limits[1] = max(1, limits[0] // 2), max(1, limits[1] // 2)
                     log.warning("redis %s timed out in calls of up to %d users; retrying with "
-                                "up to %d", what, max(e - s_ for s_, e in spans), limits[0])
+                                "up to %d", what, largest, limits[0])
                 raise
-            self._check_epoch(seen)
-            return [(start, reply) for (start, _end), reply in zip(spans, replies, strict=True)]
+            for seen in replies[:n_epochs]:
+                self._check_epoch(seen)
+            return [(members, reply) for (_slot, members), reply
+                    in zip(calls, replies[n_epochs:], strict=True)]
 
         return await self._retry(op, what)
 
@@ -334,8 +431,11 @@ class RedisStore:
         # redis-py's pipeline loads the script first when Redis lost its script cache.
         calls = await self._per_user_script(self._read, units,
                                             [len(user_events[u]) for u in users],
-                                            lambda n: [n], [], "read portraits")
-        replies = [r for _start, reply in calls for r in reply]
+                                            lambda n: [n], lambda _slot: [], "read portraits")
+        replies: list[Any] = [None] * len(users)
+        for members, reply in calls:
+            for i, r in zip(members, reply, strict=True):
+                replies[i] = r
         out: dict[str, tuple[int, Portrait | None, set[str], bytes | None]] = {}
         for uid, (version_raw, data, flags, wm) in zip(users, replies, strict=True):
             ids = user_events[uid]
@@ -410,9 +510,15 @@ class RedisStore:
         calls = await self._per_user_script(
             self._cas, units, weights,
             lambda n: [n, cfg.applied_ids_per_user, cfg.portrait_ttl_s, cfg.metric_ttl_s],
-            [self.metric_key(window_start)], "write portraits")
-        return [writes[start + int(i) - 1].portrait.user_id
-                for start, conflicts in calls for i in conflicts]
+            lambda slot: [self.metric_key(window_start, slot)], "write portraits")
+        if self.cluster:  # which slots' window hashes to sum (idempotent, after the writes)
+            slots = {key_slot(u[0][0].encode()) for u in units}
+            await self._retry(lambda: self.redis.sadd(self.window_slots_key(window_start),
+                                                      *sorted(slots)), "window slots")
+            await self._retry(lambda: self.redis.expire(self.window_slots_key(window_start),
+                                                        cfg.metric_ttl_s), "window slots")
+        return [writes[members[int(i) - 1]].portrait.user_id
+                for members, conflicts in calls for i in conflicts]
 
     async def get_portrait(self, user_id: str) -> Portrait | None:
         data = await self._retry(lambda: self.redis.hget(self.portrait_key(user_id), "data"),
@@ -458,15 +564,20 @@ class RedisStore:
                                           list[tuple[bytes | None, bytes | None]]]:
         """One round trip: (vec, data) of each user's portrait and of each video."""
 
+        slots = sorted({key_slot(self.portrait_key(u).encode()) for u in user_ids}) \
+            if self.cluster else []
+
         async def op() -> list[Any]:
-            pipe = await self._epoch_pipeline()
+            pipe = await self._epoch_pipeline(slots)
             for uid in user_ids:
                 pipe.hmget(self.portrait_key(uid), "vec", "data")
             for vid in video_ids:
                 pipe.hmget(self.video_key(vid), "vec", "data")
-            seen, *replies = await pipe.execute()
-            self._check_epoch(seen)
-            return replies
+            replies = await pipe.execute()
+            n_epochs = self._n_epochs(slots)
+            for seen in replies[:n_epochs]:
+                self._check_epoch(seen)
+            return replies[n_epochs:]
 
         replies = await self._retry(op, "read for scoring")
         n = len(user_ids)
@@ -475,9 +586,23 @@ class RedisStore:
 
     # --------------------------------------------------------------- metrics
     async def read_window(self, window_start: int) -> dict[str, int]:
-        raw = await self._retry(lambda: self.redis.hgetall(self.metric_key(window_start)),  # type: ignore[arg-type,return-value]
-                                "read window")
-        return {_text(k): int(v) for k, v in raw.items()}
+        if not self.cluster:
+            raw = await self._retry(lambda: self.redis.hgetall(self.metric_key(window_start)),
+                                    "read window")
+            return {_text(k): int(v) for k, v in raw.items()}
+
+        async def op() -> dict[str, int]:
+            slots = await self.redis.smembers(self.window_slots_key(window_start))
+            pipe = self.redis.pipeline(transaction=False)
+            for slot in sorted(int(x) for x in slots):
+                pipe.hgetall(self.metric_key(window_start, slot))
+            out: dict[str, int] = {}
+            for raw in await pipe.execute() if slots else []:
+                for k, v in raw.items():
+                    out[_text(k)] = out.get(_text(k), 0) + int(v)
+            return out
+
+        return await self._retry(op, "read window")
 
     async def claim_window(self, window_start: int) -> bool:
         """True for exactly one worker per window: it emits the metrics record."""
@@ -494,6 +619,32 @@ class RedisStore:
             for k, v in raw.items():
                 totals[_text(k)] = totals.get(_text(k), 0) + int(v)
         return totals
+
+
+_SLOTS = 16384  # Redis Cluster's hash slots
+
+
+def is_cluster_url(url: str) -> bool:
+    """``redis+cluster://`` / ``rediss+cluster://``: the store talks Redis Cluster."""
+    return url.split("://", 1)[0].lower() in ("redis+cluster", "rediss+cluster")
+
+
+@functools.cache
+def _slot_tags() -> tuple[str, ...]:
+    """For each hash slot, a short string that hashes to it (a key's ``{tag}``)."""
+    tags: list[str | None] = [None] * _SLOTS
+    missing, i = _SLOTS, 0
+    while missing:
+        slot = key_slot(str(i).encode())
+        if tags[slot] is None:
+            tags[slot] = str(i)
+            missing -= 1
+        i += 1
+    return tuple(t for t in tags if t is not None)
+
+
+def slot_tag(slot: int) -> str:
+    return _slot_tags()[slot]
 
 
 def split_calls(weights: Sequence[int], max_units: int, max_weight: int
