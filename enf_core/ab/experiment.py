@@ -51,7 +51,7 @@ class ABConfig:
     users_per_seed: int = 300
     sessions: int = 4
     pages_per_session: int = 5
-    catalogue: int = 2_000  # the most popular videos of the simulation form the catalogue
+    catalogue: int = 1_500  # the most popular videos of the simulation form the catalogue
     history: bool = True  # warm the portraits and the ranker with each user's logged history
     mode: str = "drop"  # arm B: drop (suppression records) or demote (rerank pages)
     oracle_threshold: float = 0.5  # O suppresses only what is more likely negative than not

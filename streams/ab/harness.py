@@ -140,16 +140,28 @@ class WorkerFilter:
         return await self._producer.send(topic, key=key.encode(), value=orjson.dumps(value))
 
     async def _wait(self, what: str, done: Callable[[], bool]) -> None:
-        t0 = time.monotonic()
+        """Poll ``done``; fail only when the worker stops making progress for
+        ``timeout_s`` (a loaded machine is slow, a stuck worker is not moving)."""
+        t0 = last_move = time.monotonic()
+        mark = self._progress()
         while not done():
             if not self.worker.alive():
                 raise RuntimeError(f"worker died while waiting for {what}:\n"
                                    f"{self.worker.log_tail()}")
-            if time.monotonic() - t0 > self.timeout_s:
-                raise TimeoutError(f"waited {self.timeout_s}s for {what}\n"
-                                   f"{self.worker.log_tail()}")
+            now = time.monotonic()
+            moved = self._progress()
+            if moved != mark:
+                mark, last_move = moved, now
+            elif now - last_move > self.timeout_s:
+                raise TimeoutError(f"the worker made no progress for {self.timeout_s}s while "
+                                   f"waiting for {what}\n{self.worker.log_tail()}")
             await asyncio.sleep(0.01)
         self.wait_s[what] = self.wait_s.get(what, 0.0) + time.monotonic() - t0
+
+    def _progress(self) -> tuple[float, ...]:
+        m = self.worker.metrics()
+        return (m.get("enf_videos_analyzed_total", 0), m.get("enf_candidate_requests_total", 0),
+                m.get("enf_portrait_events_applied_total", 0), float(self.answers.records))
 
     async def send_videos(self, records: list[dict[str, Any]]) -> None:
         """The catalogue, then wait until the Video Agent has analysed all of it."""

@@ -31,7 +31,7 @@ class ABOptions:
     broker: str = "tansu"
     partitions: int = 4
     sim_users: int = 0  # 0: seeds x users_per_seed
-    sim_videos: int = 2_000
+    sim_videos: int = 1_500
     sim_seed: int = 101  # not the seed of the default training simulation (0)
     # How B's requests meet the users' events: "ryw" candidates on the user-events topic
     # (read-your-writes: scored at their place in the user's stream); "settle": on the
@@ -70,7 +70,9 @@ async def _run_through_worker(world: World, config: ABConfig, options: ABOptions
         kafka_url = external_kafka or services.kafka_url  # type: ignore[union-attr]
         redis_url = os.environ.get("ENF_REDIS_URL") or services.redis_url  # type: ignore[union-attr]
         create_enf_topics(kafka_url, topics, partitions=options.partitions)
+        # Two analysis processes: the catalogue is one bulk load before the feed starts.
         env = {"ENF_SUPPRESS_MODE": config.mode, "ENF_METRICS_WINDOW_S": "5",
+               "ENF_VIDEO_PROCESSES": "2",
                **options.worker_env}
         worker = WorkerProcess(kafka_url=kafka_url, redis_url=redis_url,
                                broker_kind=options.broker, prefix=topics.prefix,

@@ -27,7 +27,7 @@ __all__ = ["cli"]
               help="users per seed")
 @click.option("--sessions", default=4, show_default=True, help="sessions per user")
 @click.option("--pages", default=5, show_default=True, help="feed requests per session")
-@click.option("--catalogue", default=2_000, show_default=True,
+@click.option("--catalogue", default=1_500, show_default=True,
               help="videos in the catalogue (the simulation's most shown)")
 @click.option("--request-size", default=12, show_default=True,
               help="ranked candidates per request sent to ENF (the page and its backfill)")
