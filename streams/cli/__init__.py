@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agents": ("agents", "Run the Video and Profile agents on one input."),
     "train": ("train", "Train and export the agents' students."),
     "eval": ("eval", "Evaluate models on the test splits."),
+    "logs": ("logs", "Dump the logged topics into the ENF log schema (retraining)."),
     "model": ("model", "List a model directory's versions; roll back to one."),
     "portraits": ("portraits", "Rebuild portraits and video analyses from the retained topics."),
     "ab": ("ab", "Closed-loop simulated A/B of ENF through the real worker (report + plots)."),
