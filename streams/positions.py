@@ -58,7 +58,9 @@ class PartitionPositions:
         self._record = store.redis.register_script(_RECORD)
 
     def key(self, partition: int) -> str:
-        return f"{self.store.config.prefix}:pos:{self.topic}:{partition}"
+        # The topic is the hash tag: one Lua call writes several partitions' keys,
+        # which on Redis Cluster must share a slot.
+        return f"{self.store.config.prefix}:pos:{{{self.topic}}}:{partition}"
 
     async def record(self, messages: Sequence[Message]) -> None:
         """After a batch of ``topic`` was handled: its partitions' new positions."""

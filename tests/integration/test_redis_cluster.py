@@ -147,3 +147,63 @@ def test_portraits_on_a_cluster_with_a_slot_migrating_mid_stream(
             await store.close()
 
     asyncio.run(asyncio.wait_for(run(), timeout=120))
+
+
+@pytest.mark.parametrize("broker", ["kafka"], indirect=True)  # the cluster is the subject
+def test_a_worker_on_a_cluster(broker: Any, cluster: RedisClusterHandle, topic_prefix: str,
+                               tmp_path: Any) -> None:
+    """A real worker with ENF_REDIS_URL=redis+cluster://: before, its first
+    pipelined read hit MovedError and it exited 70 on every restart."""
+    import orjson
+    from redis.cluster import RedisCluster
+
+    from enf_core.events import decode_events
+    from streams.config import TopicNames
+    from tests.integration.workers import WorkerProcess, produce, wait_until
+
+    topics = TopicNames(topic_prefix)
+    rc = RedisCluster(host="127.0.0.1", port=cluster.ports[0])
+    worker = WorkerProcess(kafka_url=broker.kafka_url, redis_url=cluster.url,
+                           broker_kind=broker.kind, prefix=topic_prefix,
+                           env={"ENF_PORTRAIT_ENGINE": "direct"}, log_path=tmp_path / "w.log")
+    try:
+        produce(broker.bootstrap, [(topics.videos, f"v{i}".encode(), event(
+            "video", event_id=f"vid{i}", video_id=f"v{i}", title="Spider close-up",
+            duration_ms=20_000, ts=1)) for i in range(3)])
+        wait_until(lambda: sum(1 for _ in rc.scan_iter(match=f"{topic_prefix}:v:*")) == 3,
+                   timeout_s=120, what="video analyses on the cluster", worker=worker)
+        analyses = {}
+        for key in rc.scan_iter(match=f"{topic_prefix}:v:*"):
+            a = VideoAnalysis.from_dict(orjson.loads(rc.hget(key, "data")))  # type: ignore[arg-type]
+            analyses[a.video_id] = a
+        raws = [(f"u{u}", event("watch", event_id=f"e{u}-{k}", user_id=f"u{u}",
+                                video_id=f"v{k % 3}", play_ms=(u * 331 + k * 977) % 20_000,
+                                duration_ms=20_000, ts=10 + k))
+                for u in range(30) for k in range(10)]
+        produce(broker.bootstrap, [(topics.user_events, k.encode(), v) for k, v in raws])
+        produce(broker.bootstrap, [(topics.candidates, b"u1", event(
+            "candidates", event_id="c1", request_id="r1", user_id="u1",
+            video_ids=["v0", "v1", "v2"], ts=100))])
+        ref: dict[str, Portrait] = {}
+        for _k, raw in raws:
+            for e in decode_events(raw):
+                apply_event(ref.setdefault(e.user_id, Portrait.new(e.user_id)),  # type: ignore[union-attr]
+                            e, analyses.get(e.video_id))  # type: ignore[union-attr,arg-type]
+
+        def stored() -> dict[str, Any]:
+            out = {}
+            for key in rc.scan_iter(match=f"{topic_prefix}:p:*"):
+                p = orjson.loads(rc.hget(key, "data"))  # type: ignore[arg-type]
+                out[p["user_id"]] = p
+            return out
+
+        want = {uid: p.to_dict() for uid, p in ref.items()}
+        wait_until(lambda: stored() == want, timeout_s=60, what="portraits on the cluster",
+                   worker=worker)
+        wait_until(lambda: worker.metrics().get("enf_candidates_scored_total", 0) >= 3,
+                   timeout_s=60, what="candidates scored", worker=worker)
+        assert worker.metrics().get("enf_candidates_unknown_video_total", 0) == 0
+        assert worker.alive()
+    finally:
+        worker.stop()
+        rc.close()
