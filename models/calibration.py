@@ -136,7 +136,7 @@ def calibrate_model(data_dir: str | Path, model_dir: str | Path, *, method: str 
                     target_precision: float = 0.6) -> dict[str, Any]:
     """Fit calibration on DATA's valid split with MODEL's own ONNX scorer, publish
     a new manifest version atomically (same weight files), return the manifest."""
-    from models.manifest import read_manifest, write_manifest
+    from models.manifest import archive_manifest, archive_name, read_manifest, write_manifest
     from models.runtime import ScorerRuntime
 
     data_dir, model_dir = Path(data_dir), Path(model_dir)
@@ -156,5 +156,7 @@ def calibrate_model(data_dir: str | Path, model_dir: str | Path, *, method: str 
            "version": f"{stamp}-cal{digest}", "created": now.isoformat(timespec="seconds"),
            "calibrated": {"data": str(data_dir.resolve()), "at": stamp, "method": method,
                           "rows": len(valid)}}
+    if not (model_dir / archive_name(str(manifest["version"]))).is_file():
+        archive_manifest(model_dir, manifest)  # so `enf model rollback` can undo this
     write_manifest(model_dir, new)
     return new

@@ -34,7 +34,14 @@ def test_default_model_is_committed_trained_and_loads() -> None:
     pn, rp = rt.score(p, v)
     assert pn.shape == (2000,) and pn.dtype == np.float32
     assert rp.shape == (2000, 4) and np.allclose(rp.sum(1), 1, atol=1e-5)
-    assert pn[y == 1].mean() > pn[y == 0].mean() + 0.2
+    raw = rt.score_outputs(p, v, raw=True)["p_negative"]
+    assert raw[y == 1].mean() > raw[y == 0].mean() + 0.2
+    # shipped calibrated (enf model calibrate on the default simulation): a monotone
+    # map of the raw score, with the product operating point beside it
+    assert rt.calibrated and 0.0 < rt.operating_point["threshold"] < 1.0  # type: ignore[index]
+    assert rt.operating_point["precision"] >= 0.6  # type: ignore[index]
+    order = np.argsort(raw)
+    assert np.all(np.diff(pn[order]) >= -1e-6) and pn[y == 1].mean() > pn[y == 0].mean()
 
 
 def test_worker_import_has_no_torch() -> None:
