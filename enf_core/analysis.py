@@ -58,6 +58,10 @@ class VideoAnalysis:
     frame_indices: tuple[int, ...] = ()
     analyzer: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # [factors | bias] learned from the logs or predicted from the content
+    # (enf_core.latent, models.latent); empty when no model knows the video.
+    latent: tuple[float, ...] = ()
+    latent_source: str = ""  # "learned" | "content" | "" (none)
 
     def __post_init__(self) -> None:
         if len(self.topics) != len(TOPICS):
@@ -90,6 +94,8 @@ class VideoAnalysis:
             "evidence": [e.to_dict() for e in self.evidence],
             "frame_indices": list(self.frame_indices),
             "analyzer": self.analyzer,
+            **({"latent": [round(x, 5) for x in self.latent],
+                "latent_source": self.latent_source} if self.latent else {}),
         }
 
     @classmethod
@@ -105,6 +111,8 @@ class VideoAnalysis:
             evidence=tuple(ElementEvidence.from_dict(e) for e in d.get("evidence", ())),
             frame_indices=tuple(d.get("frame_indices", ())),
             analyzer=d.get("analyzer", ""),
+            latent=tuple(float(x) for x in d.get("latent", ())),
+            latent_source=d.get("latent_source", ""),
         )
 
     @classmethod

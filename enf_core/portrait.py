@@ -7,6 +7,12 @@ in a video goes with a quick swipe or a dislike), per-reason tolerance, and the
 user's quick-swipe and dislike rates. Quick swipes (watch ratio < 0.3) and
 explicit reasons move it most, as in the paper.
 
+Beside the traits, a portrait keeps a latent taste vector (ridge regression of
+the user's engagement on the videos' latent vectors, kept exactly per event)
+and a bounded recent history with recency-weighted centroids of what the user
+swiped and fully watched (``enf_core.latent``): the collaborative and
+sequential signal. Tags still come from the traits only.
+
 Updates are pure functions of (portrait, event, video analysis, config); the
 stream makes them idempotent by recording applied event ids beside the write.
 """
@@ -22,6 +28,17 @@ import numpy as np
 
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import Event, FeedbackEvent, ImpressionEvent, UserProfileEvent, WatchEvent
+from enf_core.latent import (
+    LATENT_DIM,
+    USER_LATENT_DIM,
+    Outcome,
+    ema_centroid,
+    latent_update,
+    new_latent_p,
+    outcome_of,
+    outcome_values,
+    update_rates,
+)
 from enf_core.taxonomy import ELEMENT_REASON, ELEMENTS, REASONS, TOPICS, Reason, reason_index
 
 __all__ = ["Portrait", "PortraitConfig", "apply_event", "apply_profile", "portrait_tags"]
@@ -48,6 +65,11 @@ class PortraitConfig:
     prior_tolerance: float = 0.8
     element_floor: float = 0.2  # element scores below this do not move sensitivities
     declared_interest: float = 0.65  # interest of a topic the user declared as a tag
+    latent_prior_precision: float = 3.0  # ridge λ of the latent taste: P starts at I / λ
+    history_len: int = 32  # recent (video, outcome, watch ratio) entries kept per user
+    history_decay: float = 0.85  # weight of the k-th newest history entry: decay ** k
+    centroid_rate: float = 0.25  # EMA step of the recent negative / positive latent centroids
+    full_watch_ratio: float = 0.8  # a watch at or above this ratio is a full watch
 
 
 @dataclass(slots=True)
@@ -69,12 +91,25 @@ class Portrait:
     demographics: dict[str, Any] = field(default_factory=dict)
     last_ts: int = 0
     version: int = 0
+    # latent taste [factors | bias] and the upper triangle of its inverse Gram matrix
+    latent: list[float] = field(default_factory=lambda: [0.0] * USER_LATENT_DIM)
+    latent_p: list[float] = field(default_factory=lambda: new_latent_p(
+        PortraitConfig.latent_prior_precision))
+    n_latent: int = 0  # observations the latent rests on
+    # recency-weighted latent centroids of quickly swiped / disliked and fully watched videos
+    recent_negative: list[float] = field(default_factory=lambda: [0.0] * LATENT_DIM)
+    recent_positive: list[float] = field(default_factory=lambda: [0.0] * LATENT_DIM)
+    # [video_id, outcome, watch ratio], oldest first, at most history_len entries
+    history: list[list[Any]] = field(default_factory=list)
+    # recency-weighted quick-swipe, dislike, watch-ratio, full-watch rates (enf_core.latent)
+    recent_rates: list[float] = field(default_factory=lambda: [0.0] * 4)
+    recent_weight: float = 0.0
 
     @classmethod
     def new(cls, user_id: str, config: PortraitConfig | None = None) -> Portrait:
         c = config or PortraitConfig()
         return cls(user_id, [c.prior_interest] * _N_T, [c.prior_sensitivity] * _N_E,
-                   [c.prior_tolerance] * _N_R)
+                   [c.prior_tolerance] * _N_R, latent_p=new_latent_p(c.latent_prior_precision))
 
     def vector(self) -> np.ndarray:
         """The scorer's portrait input; layout in ``enf_core.features``."""
@@ -100,6 +135,14 @@ class Portrait:
             "demographics": self.demographics,
             "last_ts": self.last_ts,
             "version": self.version,
+            "latent": list(self.latent),
+            "latent_p": list(self.latent_p),
+            "n_latent": self.n_latent,
+            "recent_negative": list(self.recent_negative),
+            "recent_positive": list(self.recent_positive),
+            "history": [list(h) for h in self.history],
+            "recent_rates": list(self.recent_rates),
+            "recent_weight": self.recent_weight,
         }
 
     @classmethod
@@ -114,6 +157,16 @@ class Portrait:
             setattr(p, name, int(d[name]))
         p.reason_counts = [int(x) for x in d.get("reason_counts", [0] * _N_R)]
         p.demographics = dict(d.get("demographics", {}))
+        # Portraits written before the latent layout start from the prior.
+        if "latent" in d:
+            p.latent = [float(x) for x in d["latent"]]
+            p.latent_p = [float(x) for x in d["latent_p"]]
+            p.n_latent = int(d.get("n_latent", 0))
+            p.recent_negative = [float(x) for x in d["recent_negative"]]
+            p.recent_positive = [float(x) for x in d["recent_positive"]]
+            p.history = [[str(h[0]), int(h[1]), float(h[2])] for h in d.get("history", ())]
+            p.recent_rates = [float(x) for x in d["recent_rates"]]
+            p.recent_weight = float(d["recent_weight"])
         return p
 
     def copy(self) -> Portrait:
@@ -121,7 +174,10 @@ class Portrait:
                         list(self.reason_tolerance), self.quick_swipe_rate, self.dislike_rate,
                         self.n_events, self.n_impressions, self.n_watches, self.n_quick_swipes,
                         self.n_dislikes, list(self.reason_counts), dict(self.demographics),
-                        self.last_ts, self.version)
+                        self.last_ts, self.version, list(self.latent), list(self.latent_p),
+                        self.n_latent, list(self.recent_negative), list(self.recent_positive),
+                        [list(h) for h in self.history], list(self.recent_rates),
+                        self.recent_weight)
 
     def tags(self, limit: int = 6) -> list[tuple[str, float]]:
         return portrait_tags(self, limit=limit)
@@ -131,14 +187,43 @@ def _step(value: float, target: float, rate: float) -> float:
     return value + rate * (target - value)
 
 
+def _remember(p: Portrait, video_id: str, outcome: int, ratio: float,
+              c: PortraitConfig) -> None:
+    ratio = round(ratio, 4)
+    p.history.append([video_id, outcome, ratio])
+    p.recent_rates, p.recent_weight = update_rates(p.recent_rates, p.recent_weight,
+                                                   outcome_values(outcome, ratio),
+                                                   c.history_decay)
+    if len(p.history) > c.history_len:
+        del p.history[:len(p.history) - c.history_len]
+
+
+def _apply_latent(p: Portrait, a: VideoAnalysis, engagement: float, outcome: int,
+                  c: PortraitConfig) -> None:
+    """The latent taste and the recent centroids; a video without a latent vector
+    (no model knew it, none predicted it) teaches them nothing."""
+    if len(a.latent) != USER_LATENT_DIM:
+        return
+    p.latent, p.latent_p = latent_update(p.latent, p.latent_p, a.latent, engagement)
+    p.n_latent += 1
+    if outcome in (Outcome.QUICK_SWIPE, Outcome.DISLIKE):
+        p.recent_negative = ema_centroid(p.recent_negative, a.latent, c.centroid_rate)
+    elif outcome == Outcome.FULL:
+        p.recent_positive = ema_centroid(p.recent_positive, a.latent, c.centroid_rate)
+
+
 def _apply_watch(p: Portrait, e: WatchEvent, a: VideoAnalysis | None, c: PortraitConfig) -> None:
     ratio = e.watch_ratio
     quick = ratio < c.quick_swipe_ratio
     p.n_watches += 1
     p.n_quick_swipes += quick
     p.quick_swipe_rate = _step(p.quick_swipe_rate, float(quick), c.rate_ema)
+    outcome = outcome_of(ratio, quick_swipe_ratio=c.quick_swipe_ratio,
+                         full_watch_ratio=c.full_watch_ratio)
+    _remember(p, e.video_id, outcome, min(max(ratio, 0.0), 1.0), c)
     if a is None:
         return
+    _apply_latent(p, a, min(max(ratio, 0.0), 1.0), outcome, c)
     for t, w in enumerate(a.topics):
         if w > 0.01:
             p.interests[t] = _step(p.interests[t], ratio, c.interest_rate * w * _N_T / 4)
@@ -156,6 +241,18 @@ def _apply_feedback(p: Portrait, e: FeedbackEvent, a: VideoAnalysis | None,
                     c: PortraitConfig) -> None:
     p.n_dislikes += 1
     p.dislike_rate = _step(p.dislike_rate, 1.0, c.rate_ema)
+    if p.history and p.history[-1][0] == e.video_id and p.recent_weight > 0:
+        # the watch of the same video, now disliked: the newest entry (weight 1) changes
+        last = p.history[-1]
+        old = outcome_values(int(last[1]), float(last[2]))
+        new = outcome_values(Outcome.DISLIKE, float(last[2]))
+        p.recent_rates = [r + (n - o) / p.recent_weight
+                          for r, n, o in zip(p.recent_rates, new, old, strict=True)]
+        last[1] = Outcome.DISLIKE
+    else:
+        _remember(p, e.video_id, Outcome.DISLIKE, 0.0, c)
+    if a is not None:
+        _apply_latent(p, a, 0.0, Outcome.DISLIKE, c)
     reason = reason_index(e.reason_category) if e.reason_category else None
     if reason is not None:
         p.reason_counts[reason] += 1
