@@ -306,7 +306,12 @@ class EnfWorker:
         @app.task
         async def adopt_epoch() -> None:
             # Written at start-up (SET NX), checked in every batch: see RedisStore.
-            await self.store.ensure_epoch()
+            try:
+                await self.store.ensure_epoch()
+            except RedisDataLostError as exc:  # cluster copies disagree: a node lost data
+                log.critical("%s Exiting (code %d).", exc, EXIT_REDIS_LOST)
+                logging.shutdown()
+                os._exit(EXIT_REDIS_LOST)
 
         if cfg.portrait_engine == "direct":
             @app.task
