@@ -393,8 +393,9 @@ class RedisStore:
                 raise RedisConnectionError("script cache was empty: loaded it") from None
             except RedisTimeoutError:
                 largest = max(len(members) for _slot, members in calls)
-                if largest > 1:
-                    limits[0], limits[1] = max(1, limits[0] // 2), max(1, limits[1] // 2)
+                if largest > 1:  # halve the calls actually made, not just the limit
+                    limits[0] = max(1, min(limits[0], largest) // 2)
+                    limits[1] = max(1, limits[1] // 2)
                     log.warning("redis %s timed out in calls of up to %d users; retrying with "
                                 "up to %d", what, largest, limits[0])
                 raise
