@@ -42,7 +42,7 @@ from models.students import (
 )
 from models.train_scorer import ScorerData, TrainConfig, predict, predict_all, train_scorer
 
-__all__ = ["AgentsTrainConfig", "train_agents"]
+__all__ = ["AgentsTrainConfig", "scorer_data", "train_agents"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class AgentsTrainConfig:
     target_precision: float = 0.6  # the operating point's precision on valid
 
 
-def _scorer_data(f: DatasetFeatures, rows: np.ndarray, c: AgentsTrainConfig) -> ScorerData:
+def scorer_data(f: DatasetFeatures, rows: np.ndarray, c: AgentsTrainConfig) -> ScorerData:
     neg = f.implicit[rows] | f.explicit[rows] | (f.dislike[rows] & f.rating_known[rows])
     reason = np.where(neg, f.reason[rows], -1)
     weight = np.where(f.explicit[rows], c.explicit_weight, 1.0).astype(np.float32)
@@ -228,7 +228,7 @@ def train_agents(data_dir: str | Path, out_dir: str | Path,
     train, valid = f.rows("train"), f.rows("valid")
     train = train[f.implicit_known[train] | f.rating_known[train]]
     valid = valid[f.implicit_known[valid] | f.rating_known[valid]]
-    data, vdata = _scorer_data(f, train, c), _scorer_data(f, valid, c)
+    data, vdata = scorer_data(f, train, c), scorer_data(f, valid, c)
     model, val_metrics = train_scorer(data, c.scorer, c.scorer_net, val=vdata)
     thresholds: dict[str, float] = {"any": float(val_metrics["threshold"])}
     metrics: dict[str, Any] = {"valid_any_negative": val_metrics}

@@ -53,6 +53,9 @@ class ScorerData:
     reason: np.ndarray  # [n] int64 index into REASONS, -1 when unknown
     weight: np.ndarray | None = None  # [n] per-row loss weight
     dislike: np.ndarray | None = None  # [n] 0/1 explicit dislike; None trains no dislike head
+    # [n, 4] a teacher's reason distribution (NaN rows: none); where given it is the
+    # reason target instead of ``reason`` (models.distill)
+    reason_soft: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.negative)
@@ -60,7 +63,8 @@ class ScorerData:
     def subset(self, idx: np.ndarray) -> ScorerData:
         return ScorerData(self.portraits[idx], self.videos[idx], self.negative[idx],
                           self.reason[idx], None if self.weight is None else self.weight[idx],
-                          None if self.dislike is None else self.dislike[idx])
+                          None if self.dislike is None else self.dislike[idx],
+                          None if self.reason_soft is None else self.reason_soft[idx])
 
 
 @torch.no_grad()
@@ -133,6 +137,11 @@ def train_scorer(data: ScorerData, config: TrainConfig | None = None,
     W = torch.from_numpy(np.asarray(data.weight if data.weight is not None
                                     else np.ones(len(data)), np.float32))
     D = None if data.dislike is None else torch.from_numpy(np.asarray(data.dislike, np.float32))
+    Q = None
+    if data.reason_soft is not None:
+        q = np.asarray(data.reason_soft, np.float32)
+        Q = torch.from_numpy(np.where(np.isnan(q), 0.0, q).astype(np.float32))
+        QK = torch.from_numpy(~np.isnan(q).any(axis=1))
     bce_d = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(c.dislike_pos_weight))
     t0 = time.perf_counter()
     for epoch in range(c.epochs):
@@ -146,6 +155,13 @@ def train_scorer(data: ScorerData, config: TrainConfig | None = None,
             if D is not None:
                 loss = loss + c.dislike_weight * bce_d(dislike, D[b])
             known = R[b] >= 0
+            if Q is not None:  # a teacher's distribution replaces the hard label where given
+                soft = QK[b]
+                known = known & ~soft
+                if soft.any():
+                    logp = torch.log_softmax(reason[soft], dim=1)
+                    sl = -(Q[b][soft] * logp).sum(1) * W[b][soft]
+                    loss = loss + c.reason_weight * sl.sum() / len(b)
             if known.any():
                 rl = ce(reason[known], R[b][known]) * W[b][known]
                 loss = loss + c.reason_weight * rl.sum() / len(b)

@@ -352,14 +352,16 @@ def publish_explainer(model_dir: str | Path, student: ExplainerStudent,
 
 
 def evaluate_explainers(f: Any, data_dir: str | Path, runtime: Any, *,
-                        student: ExplainerStudent | None = None,
-                        split: str = "test") -> dict[str, Any]:
+                        student: ExplainerStudent | None = None, split: str = "test",
+                        extra: Mapping[str, Explainer] | None = None) -> dict[str, Any]:
     """ROUGE of template, fixed_phrase and the model's student (``runtime.explainer``,
-    or ``student``) on ``split``'s stated reasons; the fixed phrases come from train."""
+    or ``student``) on ``split``'s stated reasons; the fixed phrases come from train.
+    ``extra`` adds named explainers (the policy's, for the ablation)."""
     train = explainer_rows(f, data_dir, "train", runtime)
     held = explainer_rows(f, data_dir, split, runtime)
     student = student if student is not None else getattr(runtime, "explainer", None)
-    out: dict[str, Any] = explainer_rouge(held, standard_explainers(train, student))
+    out: dict[str, Any] = explainer_rouge(held, {**standard_explainers(train, student),
+                                                 **(extra or {})})
     out["protocol"] = {"split": split, "rows": len(held),
                        "rouge": "rouge-score F, Porter stemmer; reason = the scorer's argmax",
                        "references": "stated reasons of explicit dislikes"}

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay", "Stream a dataset into the Kafka topics in time order."),
     "agents": ("agents", "Run the Video and Profile agents on one input."),
     "train": ("train", "Train and export the agents' students."),
+    "distill": ("distill", "Distil a teacher (the S-GRPO policy) into a new scorer version."),
     "eval": ("eval", "Evaluate models on the test splits."),
     "logs": ("logs", "Dump the logged topics into the ENF log schema (retraining)."),
     "model": ("model", "List a model directory's versions; roll back to one."),
