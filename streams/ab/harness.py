@@ -43,7 +43,8 @@ class _Answers:
     penalties: dict[str, dict[str, float]] = field(default_factory=dict)
     pages: set[str] = field(default_factory=set)
     stale: set[str] = field(default_factory=set)
-    suppressed_items: int = 0
+    suppressed_items: int = 0  # every suppressed video read, probes included
+    probe_suppressed: int = 0  # of which in probe requests (request ids with "@")
     seen_ids: set[str] = field(default_factory=set)
     records: int = 0
 
@@ -64,6 +65,7 @@ class WorkerFilter:
         self.timeout_s = timeout_s
         self.events_sent = 0
         self.requests_sent = 0
+        self.probe_requests_sent = 0
         self.sent_records: list[dict[str, Any]] | None = None  # tests: keep what was sent
         self.answers = _Answers()
         self._producer: Any = None
@@ -102,6 +104,7 @@ class WorkerFilter:
 
     def _on(self, record: dict[str, Any]) -> None:
         a = self.answers
+        before = a.suppressed_items
         a.records += 1
         kind = record.get("type")
         rid = str(record.get("request_id", ""))
@@ -132,6 +135,8 @@ class WorkerFilter:
                 if item.get("suppressed"):
                     a.suppressed.setdefault(rid, set()).add(vid)
                     a.suppressed_items += 1
+        if "@" in rid:
+            a.probe_suppressed += a.suppressed_items - before
 
     async def _send(self, topic: str, key: str, value: dict[str, Any] | list[dict[str, Any]]
                     ) -> Any:
@@ -223,6 +228,7 @@ class WorkerFilter:
         for f in futures:
             await f
         self.requests_sent += len(requests)
+        self.probe_requests_sent += sum(1 for r in requests if "@" in r.request_id)
         return list(requests)
 
     async def _answers(self, requests: Sequence[Request]) -> dict[str, Decision]:

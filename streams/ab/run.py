@@ -107,8 +107,12 @@ async def _run_through_worker(world: World, config: ABConfig, options: ABOptions
                                "enf_portrait_events_applied_total", 0)),
                            "dead_letters": int(metrics.get("enf_dead_letters_total", 0)),
                            "latency_ms": status.get("latency_ms", {})},
-                "harness": {"requests_sent": enf.requests_sent, "events_sent": enf.events_sent,
-                            "suppressed_seen": enf.answers.suppressed_items,
+                "harness": {"requests_sent": enf.requests_sent - enf.probe_requests_sent,
+                            "probe_requests_sent": enf.probe_requests_sent,
+                            "events_sent": enf.events_sent,
+                            "suppressed_seen": enf.answers.suppressed_items
+                            - enf.answers.probe_suppressed,
+                            "probe_suppressed_seen": enf.answers.probe_suppressed,
                             "output_records": enf.answers.records,
                             "wait_s": {k: round(v, 2) for k, v in enf.wait_s.items()}},
                 "worker_log": str(options.out / "worker.log")}

@@ -22,6 +22,8 @@ def test_suppression_records_deduplicate_on_record_id() -> None:
     f._on({**rec, "record_id": "r1:v2", "video_id": "v2", "stale": True})
     assert f.answers.suppressed == {"r1": {"v1", "v2"}}
     assert f.answers.suppressed_items == 2 and f.answers.stale == {"r1"}
+    f._on({**rec, "record_id": "r1-x@50:v1", "request_id": "r1-x@50"})  # a probe's answer
+    assert f.answers.suppressed_items == 3 and f.answers.probe_suppressed == 1
 
 
 def test_pages_and_rerank_pages() -> None:
