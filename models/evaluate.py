@@ -17,15 +17,22 @@ Protocol (also in docs/agents.md):
   the Profile Agent's portraits and the item analyses); an item's plot appeal
   is its train-split like rate (Beta-smoothed), since there is no video to watch;
   a train row's rate is computed out of fold, so it never contains the row's own label.
-* The decision threshold of every model is the F1-optimal one on the valid
-  split built the same way; metrics are then computed once on test. F1,
-  precision and recall are of the negative-feedback class.
+* Thresholds are chosen on the valid split built the same way, then metrics are
+  computed once on test: ``acc`` at the accuracy-optimal threshold, ``f1`` (with
+  ``precision``, ``recall``) at the F1-optimal one, ``auc`` always (no threshold).
+  F1, precision and recall are of the negative-feedback class; ``f1_all_negative``
+  is the F1 of flagging every row (0.667 on a 1:1 set), the floor F1 must clear.
+* Baselines (``models.baselines``, one module each) are fitted per task on the
+  same train rows and scored on the same valid / test rows; each is causal (a
+  row sees its user's earlier rows only; train-split statistics of a train row
+  are out of fold).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,10 +40,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from enf_core.features import VIDEO_SLICES
-from models.baselines import ItemPopularity, LogisticBaseline
+from models.baselines import DEFAULT_BASELINES, TaskData, build_context, make_baseline, task_data
+from models.baselines.common import event_positions
 from models.dataset_features import DatasetFeatures, dataset_features
 from models.item_appeal import item_rates
-from models.metrics import best_f1_threshold, binary_metrics, class_accuracy
+from models.metrics import (
+    best_accuracy_threshold,
+    best_f1_threshold,
+    binary_metrics,
+    class_accuracy,
+)
 
 __all__ = ["PAPER_FLOORS", "EvalConfig", "evaluate_quick", "explicit_rows", "implicit_rows"]
 
@@ -62,10 +75,19 @@ class EvalConfig:
     domain_epochs: int = 12
     domain_threads: int = 0
     rating_datasets: tuple[str, ...] = ("movielens", "steam")  # generalisation sets to run
+    baselines: tuple[str, ...] = DEFAULT_BASELINES  # models.baselines.BASELINES names
+    folds: int = 3  # out-of-fold train-split statistics (item appeal, baselines' rates, MF)
+
+
+Progress = Callable[[str], None]
 
 
 class Predictor(Protocol):
     def predict(self, f: DatasetFeatures, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _log_progress(msg: str) -> None:
+    log.info("%s", msg)
 
 
 @dataclass
@@ -121,43 +143,100 @@ def balanced_rows(f: DatasetFeatures, split: str, seed: int) -> tuple[np.ndarray
     return out, f.dislike[out].astype(np.int64)
 
 
+def task_metrics(y_valid: np.ndarray, p_valid: np.ndarray, y_test: np.ndarray,
+                 p_test: np.ndarray) -> dict[str, float]:
+    """Thresholds from valid, metrics on test: acc at the accuracy-optimal threshold, F1
+    (precision, recall) at the F1-optimal one, AUC."""
+    t_f1 = best_f1_threshold(y_valid, p_valid)
+    t_acc = best_accuracy_threshold(y_valid, p_valid)
+    m = binary_metrics(y_test, p_test, t_f1)
+    prevalence = float(np.mean(y_test)) if len(y_test) else 0.0
+    out = {
+        "acc": binary_metrics(y_test, p_test, t_acc)["acc"],
+        "f1": m["f1"], "auc": m["auc"], "precision": m["precision"], "recall": m["recall"],
+        "acc_at_f1_threshold": m["acc"],
+        "f1_all_negative": 2 * prevalence / (1 + prevalence) if prevalence else 0.0,
+        "threshold_acc": t_acc, "threshold_f1": t_f1,
+    }
+    return {k: round(float(v), 4) for k, v in out.items()}
+
+
 def _task(model: Predictor, f: DatasetFeatures, valid: tuple[np.ndarray, np.ndarray],
           test: tuple[np.ndarray, np.ndarray], *, with_class: bool) -> dict[str, float]:
     pv, _ = model.predict(f, valid[0])
-    threshold = best_f1_threshold(valid[1], pv)
     p, r = model.predict(f, test[0])
-    m = binary_metrics(test[1], p, threshold)
-    out: dict[str, float] = {k: round(v, 4) for k, v in m.items()}
+    out: dict[str, Any] = task_metrics(valid[1], pv, test[1], p)
     if with_class:
         truth = np.where(test[1] == 1, f.reason[test[0]], -1)
         out["class_acc"] = round(class_accuracy(truth, r.argmax(1)), 4)
         out["class_n"] = int((truth >= 0).sum())
-    out["threshold"] = round(float(threshold), 4)
     out["n"] = len(test[0])
     out["positives"] = int(test[1].sum())
     return out
 
 
-def evaluate_tvnf(f: DatasetFeatures, runtime: Any, config: EvalConfig) -> dict[str, Any]:
+def run_baselines(d: TaskData, valid: tuple[np.ndarray, np.ndarray],
+                  test: tuple[np.ndarray, np.ndarray], names: tuple[str, ...], *,
+                  with_class: bool, where: str, progress: Progress = _log_progress
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Fit each named baseline on ``d`` and score it like ENF; returns (metrics, info)."""
+    out: dict[str, dict[str, Any]] = {}
+    info: dict[str, str] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        b = make_baseline(name)
+        info[name] = b.info
+        if hasattr(b, "valid_rows"):
+            b.valid_rows = valid[0]  # early stopping on the valid split, as ENF's scorer
+        progress(f"{where}: {name} fitting")
+        try:
+            b.fit(d)
+            pv, _ = b.predict(d, valid[0])
+            pt, rt = b.predict(d, test[0])
+        except Exception as exc:  # one broken baseline must not sink the report
+            log.exception("%s: %s failed", where, name)
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            progress(f"{where}: {name} FAILED: {exc}")
+            continue
+        m: dict[str, Any] = task_metrics(valid[1], pv, test[1], pt)
+        if with_class and rt is not None:
+            truth = np.where(test[1] == 1, d.f.reason[test[0]], -1)
+            m["class_acc"] = round(class_accuracy(truth, rt.argmax(1)), 4)
+            m["class_n"] = int((truth >= 0).sum())
+        m["n"], m["positives"] = len(test[0]), int(test[1].sum())
+        m["fit_seconds"] = round(time.perf_counter() - t0, 1)
+        out[name] = m
+        progress(f"{where}: {name} auc {m['auc']:.3f} acc {m['acc']:.3f} f1 {m['f1']:.3f} "
+                 f"({m['fit_seconds']:.0f}s)")
+    return out, info
+
+
+def evaluate_tvnf(f: DatasetFeatures, runtime: Any, config: EvalConfig, *,
+                  data_dir: str | Path, progress: Progress = _log_progress) -> dict[str, Any]:
     c = config
     sets = {
         "implicit": (implicit_rows(f, "valid"), implicit_rows(f, "test")),
         "explicit": (explicit_rows(f, "valid", c.explicit_ratio, c.seed),
                      explicit_rows(f, "test", c.explicit_ratio, c.seed + 1)),
     }
+    ctx = build_context(f, *event_positions(data_dir)) if c.baselines else None
     train = f.rows("train")
-    out: dict[str, Any] = {"enf": {}, "baselines": {"item_popularity": {},
-                                                    "logistic_regression": {}}}
+    out: dict[str, Any] = {"enf": {}, "baselines": {}, "info": {}}
     for task, (valid, test) in sets.items():
         enf = RuntimePredictor(runtime, "p_dislike" if task == "explicit" else "p_negative")
         out["enf"][task] = _task(enf, f, valid, test, with_class=True)
+        e = out["enf"][task]
+        progress(f"{task}: enf auc {e['auc']:.3f} acc {e['acc']:.3f} f1 {e['f1']:.3f}")
+        if ctx is None:
+            continue
         label = (f.implicit if task == "implicit" else f.explicit).astype(np.int64)
         rows = train[f.implicit_known[train]] if task == "implicit" else train
-        pop = ItemPopularity().fit(f, rows, label)
-        out["baselines"]["item_popularity"][task] = _task(pop, f, valid, test, with_class=True)
-        lr = LogisticBaseline(seed=c.seed).fit(f, rows, label)
-        out["baselines"]["logistic_regression"][task] = _task(lr, f, valid, test,
-                                                              with_class=True)
+        d = task_data(ctx, task, label, rows, folds=c.folds, seed=c.seed)
+        res, info = run_baselines(d, valid, test, c.baselines, with_class=True, where=task,
+                                  progress=progress)
+        for name, m in res.items():
+            out["baselines"].setdefault(name, {})[task] = m
+        out["info"].update(info)
     return out
 
 
@@ -183,11 +262,13 @@ def with_item_appeal(f: DatasetFeatures, prior: float, *, folds: int = 5, seed: 
     return out, train_videos
 
 
-def evaluate_rating(f: DatasetFeatures, config: EvalConfig) -> dict[str, Any]:
+def evaluate_rating(f: DatasetFeatures, config: EvalConfig, *, data_dir: str | Path,
+                    name: str = "rating", progress: Progress = _log_progress) -> dict[str, Any]:
+    """ENF trained on the dataset's train split, and the baselines, on the balanced sets."""
     from models.train_scorer import ScorerData, TrainConfig, train_scorer
 
     c = config
-    f, train_videos = with_item_appeal(f, c.appeal_prior, seed=c.seed)
+    f, train_videos = with_item_appeal(f, c.appeal_prior, folds=c.folds, seed=c.seed)
     valid, test = balanced_rows(f, "valid", c.seed), balanced_rows(f, "test", c.seed + 1)
     train = f.rows("train")
     train = train[f.rating_known[train]]
@@ -197,19 +278,21 @@ def evaluate_rating(f: DatasetFeatures, config: EvalConfig) -> dict[str, Any]:
     vdata = ScorerData(f.portraits[valid[0]], f.video_vectors(valid[0]), valid[1],
                        np.full(len(valid[0]), -1, np.int64))
     t0 = time.perf_counter()
+    progress(f"{name}: enf training")
     model, _ = train_scorer(data, TrainConfig(epochs=c.domain_epochs, seed=c.seed,
                                               threads=c.domain_threads), val=vdata)
-    keep = ("acc", "f1", "auc", "precision", "recall", "threshold", "n", "positives")
-    enf = {k: v for k, v in _task(TorchPredictor(model), f, valid, test,
-                                  with_class=False).items() if k in keep}
+    enf: dict[str, Any] = _task(TorchPredictor(model), f, valid, test, with_class=False)
     enf["train_seconds"] = round(time.perf_counter() - t0, 2)
-    pop = ItemPopularity().fit(f, train, label)
-    lr = LogisticBaseline(seed=c.seed).fit(f, train, label, videos=train_videos)
-    return {"enf": enf, "baselines": {
-        "item_popularity": {k: v for k, v in _task(pop, f, valid, test, with_class=False).items()
-                            if k in keep},
-        "logistic_regression": {k: v for k, v in _task(lr, f, valid, test,
-                                                       with_class=False).items() if k in keep}}}
+    progress(f"{name}: enf auc {enf['auc']:.3f} acc {enf['acc']:.3f} f1 {enf['f1']:.3f}")
+    baselines: dict[str, dict[str, Any]] = {}
+    info: dict[str, str] = {}
+    if c.baselines:
+        ctx = build_context(f, *event_positions(data_dir))
+        d = task_data(ctx, name, label, train, folds=c.folds, seed=c.seed,
+                      train_videos=train_videos)
+        baselines, info = run_baselines(d, valid, test, c.baselines, with_class=False,
+                                        where=name, progress=progress)
+    return {"enf": enf, "baselines": baselines, "info": info}
 
 
 def _rating_dataset(kind: str, path: str | Path | None) -> Path:
@@ -231,17 +314,26 @@ def _rating_dataset(kind: str, path: str | Path | None) -> Path:
 def evaluate_quick(data_dir: str | Path, model_dir: str | Path | None = None, *,
                    steam_path: str | Path | None = None,
                    movielens_path: str | Path | None = None,
-                   config: EvalConfig | None = None) -> dict[str, Any]:
+                   config: EvalConfig | None = None,
+                   progress: Progress = _log_progress) -> dict[str, Any]:
     """The ``enf eval quick`` report (see the module docstring for the protocol)."""
     from models.runtime import ScorerRuntime
 
     c = config or EvalConfig()
+    for b in c.baselines:
+        make_baseline(b)  # unknown names fail before any work
     t0 = time.perf_counter()
+
+    def timed(msg: str) -> None:
+        progress(f"[{time.perf_counter() - t0:6.0f}s] {msg}")
+
     runtime = ScorerRuntime(model_dir, prefer_gpu=False)
+    timed("features of the simulated data")
     f = dataset_features(data_dir, title_encoder=c.title_encoder)
-    tv = evaluate_tvnf(f, runtime, c)
+    tv = evaluate_tvnf(f, runtime, c, data_dir=data_dir, progress=timed)
     report: dict[str, Any] = {**tv["enf"]}
     baselines: dict[str, dict[str, Any]] = tv["baselines"]
+    info: dict[str, str] = tv["info"]
     skipped: dict[str, str] = {}
     for name, path in (("movielens", movielens_path), ("steam", steam_path)):
         if name not in c.rating_datasets:
@@ -254,12 +346,17 @@ def evaluate_quick(data_dir: str | Path, model_dir: str | Path | None = None, *,
             log.warning("%s skipped: %s", name, exc)
             skipped[name] = str(exc)
             continue
-        r = evaluate_rating(dataset_features(d, title_encoder=c.title_encoder), c)
+        timed(f"features of {name}")
+        r = evaluate_rating(dataset_features(d, title_encoder=c.title_encoder), c, data_dir=d,
+                            name=name, progress=timed)
         report[name] = r["enf"]
         for b, m in r["baselines"].items():
-            baselines[b][name] = m
+            baselines.setdefault(b, {})[name] = m
+        info.update(r["info"])
     report["baselines"] = baselines
+    report["baselines_info"] = info
     if f.explicit.any():  # explanation ROUGE of each explainer (models.distill.explainer)
+        timed("explainers")
         from models.distill.explainer import evaluate_explainers
 
         report["explainers"] = evaluate_explainers(f, data_dir, runtime)

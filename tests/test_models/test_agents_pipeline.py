@@ -122,11 +122,18 @@ def test_eval_quick_reports_enf_and_baselines(tiny_dataset: Path,
                                               trained: tuple[Path, dict]) -> None:
     from models.evaluate import EvalConfig, evaluate_quick
 
-    r = evaluate_quick(tiny_dataset, trained[0], config=EvalConfig(rating_datasets=()))
+    names = ("item_popularity", "logistic_enf_inputs", "biased_mf")
+    r = evaluate_quick(tiny_dataset, trained[0],
+                       config=EvalConfig(rating_datasets=(), baselines=names))
+    keys = {"acc", "precision", "recall", "f1", "auc", "threshold_acc", "threshold_f1"}
     for task in ("explicit", "implicit"):
-        assert {"acc", "precision", "recall", "f1", "class_acc"} <= set(r[task])
-        for b in ("item_popularity", "logistic_regression"):
-            assert {"acc", "precision", "recall", "f1", "class_acc"} <= set(r["baselines"][b][task])
+        assert keys | {"class_acc"} <= set(r[task])
+        assert r[task]["acc"] >= r[task]["acc_at_f1_threshold"] - 0.05  # chosen on valid
+        for b in names:
+            assert keys <= set(r["baselines"][b][task])
+        for b in ("item_popularity", "logistic_enf_inputs"):  # the two with a reason head
+            assert "class_acc" in r["baselines"][b][task]
+    assert set(r["baselines_info"]) == set(names)
     assert r["implicit"]["auc"] > 0.6  # a real signal even on 300 users
     assert r["skipped"] == {"movielens": "not requested", "steam": "not requested"}
     ex = r["explainers"]
@@ -148,10 +155,14 @@ def test_rating_protocol_on_a_small_rating_dataset(tiny_dataset: Path, encoders:
     rating_known = np.ones(len(f.split), bool)
     dislike = f.implicit | (rng.random(len(f.split)) < 0.2)
     f = replace(f, rating_known=rating_known, dislike=dislike)
-    r = evaluate_rating(f, EvalConfig(domain_epochs=2))
+    names = ("item_popularity", "user_item_bias")
+    r = evaluate_rating(f, EvalConfig(domain_epochs=2, baselines=names), data_dir=tiny_dataset)
     assert r["enf"]["positives"] * 2 == r["enf"]["n"]  # balanced 1:1
     assert {"acc", "f1", "auc"} <= set(r["enf"])
-    assert set(r["baselines"]) == {"item_popularity", "logistic_regression"}
+    assert r["enf"]["f1_all_negative"] == pytest.approx(2 / 3, abs=1e-3)
+    assert set(r["baselines"]) == set(names)
+    for b in names:
+        assert r["baselines"][b]["n"] == r["enf"]["n"]  # the same test rows
 
 
 def _last_json(output: str) -> dict:
@@ -166,11 +177,16 @@ def test_cli_train_and_eval(tiny_dataset: Path, encoders: Path, tmp_path: Path) 
     out = _last_json(res.output)
     assert out["version"] and "valid_implicit" in out["metrics"]
     res = runner.invoke(main, ["eval", "quick", "--data", str(tiny_dataset), "--model",
-                               str(tmp_path / "m"), "--skip", "movielens", "--skip", "steam",
+                               str(tmp_path / "m"), "--skip", "movielens,steam", "--skip",
+                               "user_item_bias", "--baselines", "item_popularity,user_item_bias",
                                "--json"])
     assert res.exit_code == 0, res.output
     report = _last_json(res.output)
     assert set(report) >= {"explicit", "implicit", "baselines", "paper"}
+    assert set(report["baselines"]) == {"item_popularity"}
+    res = runner.invoke(main, ["eval", "quick", "--data", str(tiny_dataset), "--baselines",
+                               "xgboost"])
+    assert res.exit_code != 0 and "unknown xgboost" in res.output
 
 
 def test_cli_agents_profile(tiny_dataset: Path, encoders: Path) -> None:
