@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["cli", "train"]
+__all__ = ["cli", "policy", "train"]
 
 
 @click.group(name="train")
@@ -105,6 +105,45 @@ def explainer(data_dir: Path, model_dir: Path, as_json: bool) -> None:
                            "explainer": m["files"]["explainer"]["path"],
                            "keys": len(student.bank), "rouge": rouge,
                            "seconds": round(time.perf_counter() - t0, 1)}))
+
+@train.command(name="policy")
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Dataset in the ENF log schema: train rows from train, held-out from test.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory: sft/, grpo/, sgrpo/ (each with policy/ and checkpoints/).")
+@click.option("--stage", type=click.Choice(["sft", "grpo", "sgrpo"]), default=None,
+              help="Run one stage (grpo/sgrpo start from OUT/sft/policy, or --from).")
+@click.option("--ablation", is_flag=True, help="SFT, SFT+GRPO and SFT+S-GRPO from the same SFT "
+              "checkpoint, evaluated on the same held-out rows.")
+@click.option("--policy", "policy_name", type=click.Choice(["tiny", "gemma", "smollm2"]),
+              default="tiny", show_default=True)
+@click.option("--from", "from_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Start policy of a grpo/sgrpo stage (default OUT/sft/policy).")
+@click.option("--budget-s", type=float, default=None,
+              help="Wall-clock bound of the ablation (default 840 s: 15 min with the tiny "
+              "policy on this 2-core CPU, unloaded).")
+@click.option("--steps", type=int, default=None, help="RL steps (stage or ablation cap).")
+@click.option("--threads", type=int, default=0, show_default=True,
+              help="torch threads; 0 keeps torch's default.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
+def policy(data_dir: Path, out_dir: Path, stage: str | None, ablation: bool, policy_name: str,
+           from_dir: Path | None, budget_s: float | None, steps: int | None, threads: int,
+           as_json: bool) -> None:
+    """Train the causal-LM Reason Agent: SFT -> GRPO / S-GRPO (TRL), or the ablation.
+
+    Progress goes to stderr; the last line is one JSON object.
+    """
+    from models.policy.cli_run import run_policy_command
+
+    try:
+        result = run_policy_command(data_dir, out_dir, stage=stage, ablation=ablation,
+                                    policy=policy_name, from_dir=from_dir, budget_s=budget_s,
+                                    steps=steps, threads=threads)
+    except (OSError, ValueError, RuntimeError) as exc:
+        click.echo(json.dumps({"error": str(exc)}))
+        sys.exit(1)
+    click.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 
 cli = train

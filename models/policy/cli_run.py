@@ -1,0 +1,62 @@
+"""What ``enf train policy`` runs: one stage, or the three-arm ablation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from models.policy.ablation import AblationConfig, run_ablation
+from models.policy.data import load_rows
+
+__all__ = ["ablation_config", "run_policy_command"]
+
+
+def ablation_config(policy: str, *, budget_s: float | None = None, steps: int | None = None,
+                    threads: int = 0) -> AblationConfig:
+    """The ablation's defaults per policy (pretrained ones: smaller steps, bf16-free CPU)."""
+    from enf_core.reason_prompt import PromptConfig
+    from models.policy.config import SFTSettings
+
+    c = AblationConfig(policy=policy, threads=threads)
+    if policy != "tiny":
+        # a pretrained policy: the instruction line, gentle SFT, the paper's small RL steps
+        c = replace(c, prompt=PromptConfig(), sft=SFTSettings(learning_rate=5e-5, epochs=1.0,
+                                                              batch_size=4),
+                    rl=c.rl.with_(learning_rate=2e-6, prompts_per_step=1, beta=0.04),
+                    runner=replace(c.runner, batch_size=8))
+    if budget_s is not None:
+        c = replace(c, budget_s=budget_s)
+    if steps is not None:
+        c = replace(c, rl=c.rl.with_(max_steps=steps))
+    return c
+
+
+def run_policy_command(data_dir: Path, out_dir: Path, *, stage: str | None, ablation: bool,
+                       policy: str, from_dir: Path | None, budget_s: float | None,
+                       steps: int | None, threads: int) -> dict[str, Any]:
+    c = ablation_config(policy, budget_s=budget_s, steps=steps, threads=threads)
+    if ablation:
+        return run_ablation(data_dir, out_dir, c)
+    if stage is None:
+        raise ValueError("give --stage sft|grpo|sgrpo or --ablation")
+    import torch
+
+    from models.policy.ablation import _base_policy
+    from models.policy.trainer import run_rl, run_sft
+
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.monotonic()
+    rows = load_rows(data_dir, "train", c.train, c.prompt)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if stage == "sft":
+        path = run_sft(_base_policy(c, rows, out_dir), rows, out_dir / "sft", c.sft)
+    else:
+        start = from_dir or out_dir / "sft" / "policy"
+        if not start.is_dir():
+            raise ValueError(f"no SFT policy at {start}: run --stage sft first or pass --from")
+        path = run_rl(start, rows, out_dir / stage, c.rl.with_(gated=stage == "sgrpo"))
+    return {"stage": stage, "policy": policy, "out": str(path.resolve()),
+            "rows": len(rows), "seconds": round(time.monotonic() - t0, 1)}
