@@ -53,8 +53,10 @@ class SGRPOConfig:
     epsilon: float = 0.2  # clip range (paper: not given; the common choice)
     num_generations: int = 8  # G (paper)
     prompts_per_step: int = 2  # so a step sees prompts_per_step × G completions
-    # Sampling at T = 1 keeps the groups' rewards varied (frac_reward_zero_std low).
-    temperature: float = 1.0
+    # Paper: T = 1. A short CPU cold start parses at T = 1 almost never (every reward 0,
+    # frac_reward_zero_std 1.0: no signal); at T = 0.7 part of each group parses, so the
+    # groups' rewards vary and the advantage is informative.
+    temperature: float = 0.7
     max_completion_length: int = 128
     max_steps: int = 150
     num_iterations: int = 1  # on-policy: one gradient step per generation
