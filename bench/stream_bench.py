@@ -35,13 +35,15 @@ from streams.config import TopicNames
 from streams.process import WorkerProcess, wait_until
 from streams.services import EmbeddedServices, create_topics
 
+T0 = 1_700_000_000_000  # epoch ms; the worker refuses events before 2000 or in the future
+
 
 def watch(i: int, users: int, videos: int) -> tuple[bytes, bytes]:
     uid = f"u{i % users}"
     return uid.encode(), orjson.dumps({"v": 1, "type": "watch", "event_id": f"w{i}",
                                        "user_id": uid, "video_id": f"v{i % videos}",
                                        "play_ms": (i * 7919) % 20_000, "duration_ms": 20_000,
-                                       "ts": 1_000 + i})
+                                       "ts": T0 + i})
 
 
 def video(i: int) -> tuple[bytes, bytes]:
@@ -49,7 +51,7 @@ def video(i: int) -> tuple[bytes, bytes]:
               "Slow moss documentary", "Puppies in snow"]
     return f"v{i}".encode(), orjson.dumps({"v": 1, "type": "video", "event_id": f"vid{i}",
                                            "video_id": f"v{i}", "title": titles[i % 5],
-                                           "duration_ms": 20_000, "ts": 1})
+                                           "duration_ms": 20_000, "ts": T0})
 
 
 def candidates(i: int, users: int, videos: int, n: int) -> tuple[bytes, bytes]:

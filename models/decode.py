@@ -44,12 +44,14 @@ def uniform_indices(n_total: int, n: int = N_FRAMES) -> np.ndarray:
 
 
 def _local_path(uri: str) -> str:
+    """Only local files: a URL handed to decord/ffmpeg would make them connect
+    anywhere (the stream fetches allowed http(s) media itself: streams.media)."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         return unquote(parsed.path)
     if parsed.scheme in ("", ) or len(parsed.scheme) == 1:  # plain path (or C:\ on Windows)
         return uri
-    return uri  # http(s), rtsp...: decord/ffmpeg decide
+    raise VideoAnalysisError(uri, f"scheme {parsed.scheme!r} is not a local file")
 
 
 def sample_frames(uri: str, *, n: int = N_FRAMES, size: int = FRAME_SIZE) -> DecodedFrames:
@@ -59,7 +61,7 @@ def sample_frames(uri: str, *, n: int = N_FRAMES, size: int = FRAME_SIZE) -> Dec
     confident than with a centre crop or aspect-preserving resize (docs/agents.md).
     """
     path = _local_path(uri)
-    if "://" not in path and not Path(path).is_file():
+    if not Path(path).is_file():  # a regular file: never a device or a fifo
         raise VideoAnalysisError(uri, "video file not found")
     try:
         import decord

@@ -10,6 +10,7 @@ after Redis has the write and the outputs are delivered.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from enf_core.policy import SuppressionPolicy
 from enf_core.portrait import PortraitConfig
 from streams.config import WorkerConfig
+from streams.credentials import strip_kafka_credentials
 from streams.direct import run_direct_consumer
 from streams.handlers.base import Message
 from streams.handlers.monitor import Monitor
@@ -31,6 +33,7 @@ from streams.handlers.scoring import ScoringHandler, ScoringResult
 from streams.handlers.videos import Analyzer, NeutralAnalyzer, VideoHandler
 from streams.metrics import WorkerMetrics
 from streams.positions import PartitionPositions
+from streams.redact import redact
 from streams.store import RedisDataLostError, RedisStore, StoreConfig
 
 __all__ = ["EnfWorker", "FaustSink", "default_analyzer", "load_analyzer", "load_runtime"]
@@ -123,6 +126,32 @@ def load_analyzer(config: WorkerConfig) -> Analyzer:
     return VideoAnalyzer.for_worker()  # type: ignore[no-any-return,attr-defined]
 
 
+def allowed_hosts(cfg: WorkerConfig) -> frozenset[str]:
+    """Host header values the worker's pages answer: loopback names, the bind
+    address and ``ENF_WEB_ALLOWED_HOSTS`` (a DNS-rebinding page in a browser
+    sends its own host name, and is refused)."""
+    names = {"127.0.0.1", "localhost", "::1", cfg.web_host.lower()}
+    names |= {h.strip().lower() for h in cfg.web_allowed_hosts.split(",") if h.strip()}
+    return frozenset(names)
+
+
+def host_allowed(header: str, allowed: frozenset[str]) -> bool:
+    """Whether a Host header (``name``, ``name:port``, ``[v6]:port``) is allowed."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return bool(host) and host in allowed
+
+
+def token_ok(authorization: str, token: str) -> bool:
+    """``Authorization: Bearer <token>`` matches ``ENF_ADMIN_TOKEN`` (unset: never)."""
+    scheme, _, given = authorization.partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode())
+
+
 def _suppression_pages(fmt: str) -> bool:
     if fmt not in ("record", "page"):
         raise ValueError(f"suppression_format must be 'record' or 'page', not {fmt!r}")
@@ -143,7 +172,8 @@ class EnfWorker:
         _patch_fetch_wait(fetch_wait)
         self.app = faust.App(
             config.app_id,
-            broker=config.kafka_url,
+            broker=strip_kafka_credentials(config.kafka_url),
+            broker_credentials=config.kafka_security().faust(),
             value_serializer="raw",
             key_serializer="raw",
             store="memory://",
@@ -165,13 +195,14 @@ class EnfWorker:
         )
         self.metrics = WorkerMetrics()
         self.latency = LatencyReservoir()
-        self.store = RedisStore(config.redis_url, StoreConfig(
+        self.store = RedisStore(config.redis_connection_url(), StoreConfig(
             prefix=config.topic_prefix, applied_ids_per_user=config.applied_ids_per_user,
             portrait_ttl_s=config.portrait_ttl_s, retry_max_s=config.redis_retry_max_s,
             socket_timeout_s=config.redis_timeout_s,
             max_users_per_call=config.max_users_per_call,
             max_ids_per_call=config.max_ids_per_call))
         self.sink = FaustSink(self.app)
+        limits = config.input_limits()
         self.runtime = runtime if runtime is not None else load_runtime(config)
         providers = ",".join(self.runtime.providers)
         self.metrics.model_info.labels(self.runtime.version, providers).set(1)
@@ -180,7 +211,7 @@ class EnfWorker:
         self.scoring = ScoringHandler(
             self.store, self.sink, self.runtime, suppressions_topic=topics.suppressions,
             explanations_topic=topics.explanations, dead_letter_topic=topics.dead_letters,
-            dead_letter_max_bytes=config.dead_letter_max_bytes,
+            dead_letter_max_bytes=config.dead_letter_max_bytes, limits=limits,
             policy=self.policy,
             explanations_per_request=config.explanations_per_request,
             explainer=config.explainer,
@@ -192,18 +223,22 @@ class EnfWorker:
         # path at their place in the user's stream (read-your-writes).
         self.portraits = PortraitHandler(
             self.store, self.sink, dead_letter_topic=topics.dead_letters,
-            dead_letter_max_bytes=config.dead_letter_max_bytes,
+            dead_letter_max_bytes=config.dead_letter_max_bytes, limits=limits,
             config=PortraitConfig(quick_swipe_ratio=config.quick_swipe_ratio),
             window_s=config.metrics_window_s, scorer=self.scoring, positions=self.positions)
         if analyzer is not None:
             self.videos = VideoHandler(self.store, self.sink, analyzer,
                                        dead_letter_topic=topics.dead_letters,
-                                       dead_letter_max_bytes=config.dead_letter_max_bytes)
+                                       dead_letter_max_bytes=config.dead_letter_max_bytes,
+                                       limits=limits, media=config.media_policy(),
+                                       analysis_timeout_s=config.video_timeout_s)
         else:
             self.videos = VideoHandler(self.store, self.sink, analyzer_factory=default_analyzer,
                                        processes=config.video_processes,
                                        dead_letter_topic=topics.dead_letters,
-                                       dead_letter_max_bytes=config.dead_letter_max_bytes)
+                                       dead_letter_max_bytes=config.dead_letter_max_bytes,
+                                       limits=limits, media=config.media_policy(),
+                                       analysis_timeout_s=config.video_timeout_s)
         self.monitor = Monitor(self.store, self.sink, metrics_topic=topics.metrics,
                                window_s=config.metrics_window_s)
         self._register()
@@ -218,7 +253,8 @@ class EnfWorker:
         if self._offsets_client is None:
             client = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(self.config.kafka_url),
                                       group_id=None, enable_auto_commit=False,
-                                      client_id=f"{self.config.app_id}-positions")
+                                      client_id=f"{self.config.app_id}-positions",
+                                      **self.config.kafka_security().aiokafka())
             await client.start()
             self._offsets_client = client
         topic = self.config.topics.user_events
@@ -374,18 +410,33 @@ class EnfWorker:
             return web.bytes(generate_latest(metrics.registry),
                              content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+        hosts = allowed_hosts(cfg)
+
         @app.page("/enf/status")
         async def status(web: Any, request: Any) -> Any:
-            return web.json({"model": {"version": self.runtime.version,
-                                       "providers": list(self.runtime.providers)},
-                             "broker": cfg.kafka_url, "broker_kind": cfg.broker_kind,
-                             "redis": cfg.redis_url, "last_window": self.monitor.latest,
-                             "latency_ms": self.latency.summary()})
+            if not host_allowed(request.headers.get("Host", ""), hosts):
+                return web.json({"error": "host not allowed"}, status=403)
+            return web.json(redact({"model": {"version": self.runtime.version,
+                                              "providers": list(self.runtime.providers)},
+                                    "broker": cfg.kafka_url, "broker_kind": cfg.broker_kind,
+                                    "redis": cfg.redis_url, "last_window": self.monitor.latest,
+                                    "latency_ms": self.latency.summary()}))
 
-        @app.page("/enf/reset-latency")
-        async def reset_latency(web: Any, request: Any) -> Any:
-            self.latency.reset()
-            return web.json({"ok": True})
+        worker = self
+
+        class ResetLatency(faust.web.View):
+            """State-changing: POST only (GET is 405), with ENF_ADMIN_TOKEN."""
+
+            async def post(self, request: Any) -> Any:
+                if not host_allowed(request.headers.get("Host", ""), hosts):
+                    return self.json({"error": "host not allowed"}, status=403)
+                if not token_ok(request.headers.get("Authorization", ""), cfg.admin_token):
+                    return self.json({"error": "needs Authorization: Bearer $ENF_ADMIN_TOKEN"},
+                                     status=403)
+                worker.latency.reset()
+                return self.json({"ok": True})
+
+        reset_latency = app.page("/enf/reset-latency")(ResetLatency)
 
         self._agents = (portraits, videos, scorer, monitor, reload_model, prometheus, status,
                         reset_latency)

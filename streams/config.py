@@ -10,6 +10,10 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from enf_core.limits import TS_FLOOR_MS, InputLimits
+from streams.credentials import KafkaSecurity, redis_url_with
+from streams.media import MediaPolicy
+
 __all__ = ["TopicNames", "WorkerConfig"]
 
 
@@ -68,6 +72,10 @@ class WorkerConfig:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     web_enabled: bool = True
+    # Host header values /enf/* answer besides loopback names and web_host (comma list).
+    web_allowed_hosts: str = ""
+    # Bearer token for state-changing routes (POST /enf/reset-latency); empty: refused.
+    admin_token: str = ""
     model_dir: str = ""  # empty: the default model shipped in models/default
     model_poll_s: float = 5.0  # how often the scorer looks for a new model version
     quick_swipe_ratio: float = 0.3
@@ -107,14 +115,75 @@ class WorkerConfig:
     # Consumer group session: a dead worker's partitions move to others after it.
     session_timeout_s: float = 30.0
     broker_kind: str = "kafka"  # "kafka" (Apache Kafka) or "tansu": settings differ
+    # Kafka credentials when ENF_KAFKA_URL does not carry them (streams.credentials).
+    kafka_security_protocol: str = ""  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    kafka_sasl_mechanism: str = ""  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    # Redis AUTH / ACL user and TLS files when ENF_REDIS_URL does not carry them
+    # (rediss:// turns TLS on).
+    redis_username: str = ""
+    redis_password: str = field(default="", repr=False)
+    redis_ssl_ca_certs: str = ""
+    redis_ssl_certfile: str = ""
+    redis_ssl_keyfile: str = ""
     # Bytes of the original key + value a dead letter keeps (the rest is cut, with
     # an ``enf.truncated`` header); below the producer's 1,000,000-byte request limit.
     dead_letter_max_bytes: int = 256 * 1024
+    # Input limits (enf_core.limits.InputLimits, where each is documented).
+    max_message_bytes: int = 1 << 20
+    max_page_events: int = 10_000
+    max_candidates: int = 2000
+    max_id_len: int = 128
+    id_charset: str = "printable"
+    min_ts_ms: int = TS_FLOOR_MS
+    max_future_skew_ms: int = 5 * 60_000
+    max_past_skew_ms: int = 0
+    max_play_ratio: float = 10.0
+    check_keys: bool = True
+    # What a video record's uri may open (streams.media): ":"-separated directories;
+    # empty: no file at all. http(s) only when enabled, to the listed hosts.
+    media_root: str = ""
+    media_http: bool = False
+    media_http_hosts: str = ""  # comma-separated host or host:port
+    media_connect_timeout_s: float = 5.0
+    media_read_timeout_s: float = 10.0
+    media_max_bytes: int = 200 * 1024 * 1024
+    video_timeout_s: float = 60.0  # per-video analysis; a stalled one is recorded as failed
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
+
+    def kafka_security(self) -> KafkaSecurity:
+        """Kafka credentials: the URL's, then the ``kafka_*`` settings."""
+        return KafkaSecurity.from_url(
+            self.kafka_url, security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism, sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password, ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile, ssl_keyfile=self.kafka_ssl_keyfile)
+
+    def redis_connection_url(self) -> str:
+        """``redis_url`` with the ``redis_*`` credentials folded in."""
+        return redis_url_with(self.redis_url, username=self.redis_username,
+                              password=self.redis_password, ssl_ca_certs=self.redis_ssl_ca_certs,
+                              ssl_certfile=self.redis_ssl_certfile,
+                              ssl_keyfile=self.redis_ssl_keyfile)
+
+    def media_policy(self) -> MediaPolicy:
+        """What the Video Agent may open, from the ``media_*`` fields."""
+        return MediaPolicy.from_settings(
+            self.media_root, allow_http=self.media_http, http_hosts=self.media_http_hosts,
+            connect_timeout_s=self.media_connect_timeout_s,
+            read_timeout_s=self.media_read_timeout_s, max_bytes=self.media_max_bytes)
+
+    def input_limits(self) -> InputLimits:
+        """The handlers' input limits, from this config's fields of the same names."""
+        return InputLimits(**{f.name: getattr(self, f.name) for f in fields(InputLimits)})
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> WorkerConfig:

@@ -75,6 +75,11 @@ def bad_events(n: int, seed: int = 0) -> list[bytes]:
     return [kinds[rng.randrange(len(kinds))](i) for i in range(n)]
 
 
+def _video_uris(feed: Any) -> list[str]:
+    """The catalogue's uris: the demo's worker may open exactly their directories."""
+    return [m.payload.get("uri", "") for m in feed.messages if m.type == "video"]
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -172,7 +177,9 @@ def _render(cfg: DemoConfig, stats: dict[str, Any], outputs: _Outputs) -> Any:
 async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
     """Run the whole demo and return its summary (also what ``--json`` prints)."""
     from streams.feed import build_feed, produce_feed
+    from streams.media import roots_for
     from streams.process import WorkerProcess
+    from streams.redact import redact_url
     from streams.services import EmbeddedServices, Service, create_enf_topics, start_redis
     from streams.store import RedisStore, StoreConfig
 
@@ -199,7 +206,9 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
         worker = WorkerProcess(kafka_url=kafka_url, redis_url=redis_url, broker_kind=cfg.broker,
                                prefix=cfg.topic_prefix, log_path=workdir / "worker.log",
                                app_id=f"{cfg.topic_prefix}-demo", partitions=cfg.partitions,
-                               env={"ENF_METRICS_WINDOW_S": "2", **cfg.extra_env})
+                               env={"ENF_METRICS_WINDOW_S": "2",
+                                    "ENF_MEDIA_ROOT": roots_for(_video_uris(feed), workdir),
+                                    **cfg.extra_env})
         await asyncio.to_thread(worker.wait_ready)
         from streams.services import bootstrap_servers
 
@@ -283,6 +292,8 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
             "dead_letters": outputs.dead_letters,
             "portraits": portraits,
             "videos_analyzed": int(m.get("enf_videos_analyzed_total", 0)),
+            "videos_failed": int(worker.samples().get(
+                'enf_videos_analyzed_total{status="failed"}', 0)),
             "candidate_requests": int(m.get("enf_candidate_requests_total", 0)),
             "candidates_scored": int(m.get("enf_candidates_scored_total", 0)),
             "suppressions": outputs.suppressions,
@@ -301,8 +312,8 @@ async def run_demo(cfg: DemoConfig, *, console: Any = None) -> dict[str, Any]:
             "latency_ms": {"p50": _percentile(outputs.latencies, 0.5),
                            "p99": _percentile(outputs.latencies, 0.99)},
             "broker": {"kind": cfg.broker if not external_kafka else "external",
-                       "url": kafka_url},
-            "redis": {"url": redis_url, "embedded": not external_redis},
+                       "url": redact_url(kafka_url)},
+            "redis": {"url": redact_url(redis_url), "embedded": not external_redis},
             "model": status.get("model", {}),
             "worker_latency_ms": status.get("latency_ms", {}),
             "handler_seconds": worker.handler_seconds(),

@@ -33,6 +33,7 @@ async def run_direct_consumer(cfg: WorkerConfig, topic: str,
     fetch_wait = cfg.fetch_max_wait_ms or (20 if cfg.broker_kind == "tansu" else 500)
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap_servers(cfg.kafka_url),
+        **cfg.kafka_security().aiokafka(),
         group_id=f"{cfg.app_id}.portraits-direct", client_id=f"{cfg.app_id}-portraits",
         enable_auto_commit=False, auto_offset_reset="earliest",
         max_poll_records=cfg.batch_max, fetch_max_wait_ms=fetch_wait,

@@ -4,6 +4,7 @@ integration tests run a real worker, exactly as a user would."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -31,7 +32,10 @@ class WorkerProcess:
 
         self.web_port = free_port()
         self.log_path = log_path
-        full_env = {**os.environ, "ENF_KAFKA_URL": kafka_url, "ENF_REDIS_URL": redis_url,
+        # The token its state-changing routes take (POST /enf/reset-latency).
+        self.admin_token = (env or {}).get("ENF_ADMIN_TOKEN") or secrets.token_urlsafe(16)
+        full_env = {**os.environ, "ENF_ADMIN_TOKEN": self.admin_token,
+                    "ENF_KAFKA_URL": kafka_url, "ENF_REDIS_URL": redis_url,
                     "ENF_BROKER_KIND": broker_kind, "ENF_TOPIC_PREFIX": prefix,
                     "ENF_APP_ID": app_id or f"{prefix}-app", "ENF_WEB_PORT": str(self.web_port),
                     "ENF_PARTITIONS": str(partitions), "ENF_METRICS_WINDOW_S": "1",
@@ -46,10 +50,12 @@ class WorkerProcess:
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      preexec_fn=_die_with_parent_preexec())
 
-    def _get(self, path: str) -> bytes | None:
+    def _get(self, path: str, *, post: bool = False) -> bytes | None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.web_port}{path}", method="POST" if post else "GET",
+            headers={"Authorization": f"Bearer {self.admin_token}"} if post else {})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}",
-                                        timeout=2) as resp:
+            with urllib.request.urlopen(request, timeout=2) as resp:  # noqa: S310 (http://127.0.0.1)
                 return resp.read()  # type: ignore[no-any-return]
         except OSError:
             return None
@@ -90,7 +96,7 @@ class WorkerProcess:
         return orjson.loads(raw) if raw else {}
 
     def reset_latency(self) -> None:
-        self._get("/enf/reset-latency")
+        self._get("/enf/reset-latency", post=True)
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         wait_until(lambda: self._get("/metrics") is not None, timeout_s=timeout_s,

@@ -56,6 +56,7 @@ import importlib.util
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -72,6 +73,8 @@ from types import TracebackType
 from typing import Any, Final
 
 from streams.config import TopicNames
+from streams.credentials import KafkaSecurity
+from streams.redact import redact_url
 
 __all__ = [
     "BROKER_KINDS",
@@ -158,6 +161,9 @@ class KafkaConfig:
         "-Djava.awt.headless=true",
     )
     extra_properties: tuple[tuple[str, str], ...] = ()
+    # (user, password) pairs: adds a SASL_PLAINTEXT listener (mechanism PLAIN) on its
+    # own loopback port beside the plaintext one; Service.sasl_url names it.
+    sasl_plain_users: tuple[tuple[str, str], ...] = ()
     start_timeout_s: float = 60.0
 
 
@@ -294,13 +300,14 @@ def _port_open(port: int, *, host: str = LOOPBACK, timeout_s: float = 0.5) -> bo
 
 
 def bootstrap_servers(url: str) -> str:
-    """``kafka://a:1;kafka://b:2`` (Faust's form) or ``a:1,b:2`` -> ``a:1,b:2``."""
+    """``kafka://a:1;kafka://b:2`` (Faust's form) or ``a:1,b:2`` -> ``a:1,b:2``;
+    credentials (``user:password@``) and options (``?…``) are left out."""
     hosts: list[str] = []
-    for part in url.replace(";", ",").split(","):
+    for part in url.split("?", 1)[0].replace(";", ",").split(","):
         part = part.strip()
         if "://" in part:
             part = part.split("://", 1)[1]
-        part = part.rstrip("/")
+        part = part.rsplit("@", 1)[-1].rstrip("/")
         if part:
             hosts.append(part)
     if not hosts:
@@ -397,6 +404,7 @@ class Service:
     start_ticks: int | None = None
     detached: bool = False
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    sasl_url: str = ""  # Kafka with KafkaConfig.sasl_plain_users: its SASL/PLAIN listener
 
     @classmethod
     def from_record(cls, record: ServiceRecord) -> Service:
@@ -574,21 +582,21 @@ def _await_ready(
             service.stop()
             error = _PortInUseError if "address already in use" in tail.lower() else ServiceError
             raise error(
-                f"{service.name} exited (code {code}) during start-up on {service.url}; "
-                f"log tail:\n{tail}"
+                f"{service.name} exited (code {code}) during start-up on "
+                f"{redact_url(service.url)}; log tail:\n{tail}"
             )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             tail = service.log_tail()
             service.stop()
             raise ServiceError(
-                f"{service.name} not ready on {service.url} within {timeout_s:.0f} s "
+                f"{service.name} not ready on {redact_url(service.url)} within {timeout_s:.0f} s "
                 f"(last error: {last_error!r}); log tail:\n{tail}"
             )
         if _port_open(port, timeout_s=min(0.5, remaining)):
             try:
                 probe(min(2.0, remaining))
-                log.info("%s ready on %s in %.2f s (pid %d)", service.name, service.url,
+                log.info("%s ready on %s in %.2f s (pid %d)", service.name, redact_url(service.url),
                          time.monotonic() - started, service.pid)
                 return
             except Exception as exc:
@@ -660,14 +668,30 @@ def wait_kafka_ready(
     raise ServiceError(f"Kafka at {bootstrap} not ready within {timeout_s:.0f} s: {last!r}")
 
 
-def _redis_command(port: int, *args: str, timeout_s: float = 2.0) -> bytes:
-    """One RESP command over a plain socket (keeps readiness free of redis-py)."""
+def _resp(*args: str) -> bytes:
     payload = f"*{len(args)}\r\n".encode()
     for arg in args:
         raw = arg.encode()
         payload += b"$%d\r\n%s\r\n" % (len(raw), raw)
+    return payload
+
+
+def _redis_command(port: int, *args: str, timeout_s: float = 2.0,
+                   password: str | None = None) -> bytes:
+    """One RESP command over a plain socket (keeps readiness free of redis-py),
+    after AUTH when a password is given."""
     with socket.create_connection((LOOPBACK, port), timeout=timeout_s) as sock:
-        sock.sendall(payload)
+        if password is not None:
+            sock.sendall(_resp("AUTH", password))
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            if reply != b"+OK\r\n":
+                return reply
+        sock.sendall(_resp(*args))
         chunks: list[bytes] = []
         while True:
             chunk = sock.recv(65536)
@@ -684,9 +708,9 @@ def _redis_command(port: int, *args: str, timeout_s: float = 2.0) -> bytes:
     return b"".join(chunks)
 
 
-def ping_redis(port: int, *, timeout_s: float = 2.0) -> None:
+def ping_redis(port: int, *, timeout_s: float = 2.0, password: str | None = None) -> None:
     """PING on ``127.0.0.1:port``; raises ``ServiceError`` unless the answer is PONG."""
-    reply = _redis_command(port, "PING", timeout_s=timeout_s)
+    reply = _redis_command(port, "PING", timeout_s=timeout_s, password=password)
     if reply != b"+PONG\r\n":
         raise ServiceError(f"unexpected PING reply from redis on port {port}: {reply[:80]!r}")
 
@@ -747,17 +771,37 @@ log4j.logger.kafka.server.KafkaRaftServer=INFO
 """
 
 
-def _kafka_properties(config: KafkaConfig, port: int, cport: int, data_dir: Path) -> str:
+def _jaas_quote(text: str) -> str:
+    if any(ch in text for ch in '"\\;\n'):
+        raise ValueError("SASL user names and passwords may not hold quotes, ';' or newlines")
+    return f'"{text}"'
+
+
+def _kafka_properties(config: KafkaConfig, port: int, cport: int, data_dir: Path,
+                      sasl_port: int = 0) -> str:
     n = str(config.partitions)
+    listeners = f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{cport}"
+    advertised = f"PLAINTEXT://{LOOPBACK}:{port}"
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    sasl: dict[str, str] = {}
+    if config.sasl_plain_users and sasl_port:
+        listeners += f",SASL_PLAINTEXT://{LOOPBACK}:{sasl_port}"
+        advertised += f",SASL_PLAINTEXT://{LOOPBACK}:{sasl_port}"
+        protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+        users = " ".join(f"user_{u}={_jaas_quote(p)}" for u, p in config.sasl_plain_users)
+        sasl = {"sasl.enabled.mechanisms": "PLAIN",
+                "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN",
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"}
     props: dict[str, str] = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{LOOPBACK}:{cport}",
-        "listeners": f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{cport}",
-        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
+        "listeners": listeners,
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": protocols,
         "log.dirs": str(data_dir),
         "num.partitions": n,
         "default.replication.factor": "1",
@@ -772,6 +816,7 @@ def _kafka_properties(config: KafkaConfig, port: int, cport: int, data_dir: Path
         "num.io.threads": "4",
         "log.index.size.max.bytes": str(1 << 20),
     }
+    props.update(sasl)
     props.update(dict(config.extra_properties))
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
@@ -788,13 +833,15 @@ def start_kafka(config: KafkaConfig | None = None, *, detached: bool = False,
     log4j_src = libs.parent / "log4j.properties"
 
     def attempt() -> Service:
-        picked = free_ports(2)
+        picked = free_ports(3)
         port = config.port or picked[0]
         cport = config.controller_port or picked[1]
+        sasl_port = picked[2] if config.sasl_plain_users else 0
         temp_dir = _make_temp_dir("kafka", run_dir)
         data_dir = temp_dir / "data"
         props = temp_dir / "server.properties"
-        props.write_text(_kafka_properties(config, port, cport, data_dir))
+        props.touch(mode=0o600)  # it may hold SASL passwords
+        props.write_text(_kafka_properties(config, port, cport, data_dir, sasl_port))
         log4j = temp_dir / "log4j.properties"
         if log4j_src.is_file():
             shutil.copyfile(log4j_src, log4j)
@@ -819,6 +866,8 @@ def start_kafka(config: KafkaConfig | None = None, *, detached: bool = False,
             wait_kafka_ready(bootstrap, cluster_id=cluster_id, timeout_s=timeout_s)
 
         _await_ready(service, port, probe, timeout_s=config.start_timeout_s)
+        if sasl_port:
+            service.sasl_url = f"kafka://{LOOPBACK}:{sasl_port}"
         return service
 
     if config.port and config.controller_port:
@@ -837,17 +886,35 @@ def start_broker(kind: str, *, port: int = 0, detached: bool = False,
     raise ValueError(f"unknown broker kind {kind!r}; expected one of {BROKER_KINDS}")
 
 
+# Commands no client of ours needs and an intruder would: CONFIG SET dir + SAVE
+# writes files anywhere, DEBUG can crash or stall the server, FLUSHALL wipes state.
+DISABLED_REDIS_COMMANDS: Final = ("CONFIG", "DEBUG", "FLUSHALL", "FLUSHDB")
+
+
 def start_redis(config: RedisConfig | None = None, *, detached: bool = False,
                 run_dir: Path | None = None) -> Service:
-    """Start ``redis-server`` on a loopback port, no persistence; ready once it PINGs."""
+    """Start ``redis-server`` on a loopback port, no persistence; ready once it PINGs.
+
+    A random password per run (``requirepass``; the returned URL carries it) and
+    CONFIG, DEBUG, FLUSHALL, FLUSHDB renamed away: another local process can no
+    longer rewrite portraits or make the server write files. Both sit in a
+    config file readable only by us, not on the command line (``/proc/*/cmdline``
+    is world-readable). Tests clear keys by prefix (``SCAN`` + ``DEL``).
+    """
     config = config or RedisConfig()
     binary = redis_server_binary(config.binary)
+    password = secrets.token_urlsafe(24)
 
     def attempt() -> Service:
         port = config.port or free_port()
         temp_dir = _make_temp_dir("redis", run_dir)
+        conf = temp_dir / "redis.conf"
+        conf.touch(mode=0o600)
+        conf.write_text(f"requirepass {password}\n" + "".join(
+            f'rename-command {name} ""\n' for name in DISABLED_REDIS_COMMANDS))
         argv = [
             binary,
+            str(conf),
             "--port", str(port),
             "--bind", LOOPBACK,
             "--protected-mode", "yes",
@@ -859,14 +926,13 @@ def start_redis(config: RedisConfig | None = None, *, detached: bool = False,
         ]  # fmt: skip
         if config.maxmemory:
             argv += ["--maxmemory", config.maxmemory]
-        service = _launch("redis", argv, url=f"redis://{LOOPBACK}:{port}/0",
+        service = _launch("redis", argv, url=f"redis://:{password}@{LOOPBACK}:{port}/0",
                           temp_dir=temp_dir, detached=detached)
-        expected_dir = str(temp_dir).encode()
 
         def probe(timeout_s: float) -> None:
-            ping_redis(port, timeout_s=timeout_s)
-            reply = _redis_command(port, "CONFIG", "GET", "dir", timeout_s=timeout_s)
-            if expected_dir not in reply:  # another redis got the port
+            # Our random password answering proves it is ours, not another redis.
+            reply = _redis_command(port, "PING", timeout_s=timeout_s, password=password)
+            if reply != b"+PONG\r\n":
                 raise ServiceError(f"redis on port {port} is not ours: {reply[:120]!r}")
 
         _await_ready(service, port, probe, timeout_s=config.start_timeout_s)
@@ -888,11 +954,13 @@ def create_topics(
     replication_factor: int = 1,
     configs: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
+    security: KafkaSecurity | None = None,
 ) -> list[str]:
     """Create topics (existing ones are left alone); returns the names created.
 
     Works on Apache Kafka and Tansu (both serve CreateTopics). Explicit creation
-    fixes the partition count, which Faust's auto-creation would otherwise choose."""
+    fixes the partition count, which Faust's auto-creation would otherwise choose.
+    Credentials: ``security``, else what ``url`` carries (streams.credentials)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -900,10 +968,12 @@ def create_topics(
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return []
+    security = security or KafkaSecurity.from_url(url)
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers(url),
         client_id="enf-services-admin",
         request_timeout_ms=int(timeout_s * 1000),
+        **security.kafka_python(),
     )
     created: list[str] = []
     try:
@@ -946,7 +1016,8 @@ def _wait_topics_visible(admin: Any, names: Sequence[str], *, timeout_s: float) 
         time.sleep(0.1)
 
 
-def create_enf_topics(url: str, topics: TopicNames, *, partitions: int = 4) -> list[str]:
+def create_enf_topics(url: str, topics: TopicNames, *, partitions: int = 4,
+                      security: KafkaSecurity | None = None) -> list[str]:
     """Create all of ENF Stream's input and output topics with ``partitions`` each.
 
     The user-events and videos topics keep their records forever
@@ -954,9 +1025,10 @@ def create_enf_topics(url: str, topics: TopicNames, *, partitions: int = 4) -> l
     rebuild`` replays them after Redis lost its data. Existing topics are left
     alone (set their retention yourself)."""
     kept = [topics.user_events, topics.videos]
-    created = create_topics(url, kept, partitions=partitions, configs={"retention.ms": "-1"})
+    created = create_topics(url, kept, partitions=partitions, configs={"retention.ms": "-1"},
+                            security=security)
     rest = [t for t in (*topics.inputs(), *topics.outputs()) if t not in kept]
-    return created + create_topics(url, rest, partitions=partitions)
+    return created + create_topics(url, rest, partitions=partitions, security=security)
 
 
 # --------------------------------------------------------------------------- embedded set
@@ -1112,6 +1184,7 @@ def write_state(state: ServicesState, path: Path | None = None) -> Path:
     path = path or state_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.touch(mode=0o600)  # it holds the embedded Redis's password
     tmp.write_text(state.to_json())
     os.replace(tmp, path)
     return path

@@ -56,6 +56,7 @@ async def _run_through_worker(world: World, config: ABConfig, options: ABOptions
                               progress: Callable[[str, int, int], None]) -> tuple[ABRun,
                                                                                   dict[str, Any]]:
     from streams.ab.harness import WorkerFilter
+    from streams.media import roots_for
     from streams.process import WorkerProcess
     from streams.services import EmbeddedServices, bootstrap_servers, create_enf_topics
 
@@ -71,9 +72,10 @@ async def _run_through_worker(world: World, config: ABConfig, options: ABOptions
         redis_url = os.environ.get("ENF_REDIS_URL") or services.redis_url  # type: ignore[union-attr]
         create_enf_topics(kafka_url, topics, partitions=options.partitions)
         # Two analysis processes: the catalogue is one bulk load before the feed starts.
+        # The worker may open the world's frames and clips, nothing else (streams.media).
         env = {"ENF_SUPPRESS_MODE": config.mode, "ENF_METRICS_WINDOW_S": "5",
                "ENF_VIDEO_PROCESSES": "2",
-               **options.worker_env}
+               "ENF_MEDIA_ROOT": roots_for(world.videos["uri"]), **options.worker_env}
         worker = WorkerProcess(kafka_url=kafka_url, redis_url=redis_url,
                                broker_kind=options.broker, prefix=topics.prefix,
                                log_path=options.out / "worker.log", app_id="enf-ab",

@@ -51,7 +51,8 @@ def worker(kafka_url: str | None, redis_url: str | None, broker_kind: str | None
     if create_topics:
         from streams.services import create_enf_topics
 
-        create_enf_topics(config.kafka_url, config.topics, partitions=config.partitions)
+        create_enf_topics(config.kafka_url, config.topics, partitions=config.partitions,
+                          security=config.kafka_security())
     enf = EnfWorker(config)
     # Latency: a full collection walks every cached portrait and took the p99 of
     # the portrait path well past 100 ms; start-up objects are frozen out of it

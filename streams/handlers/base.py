@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from enf_core.events import Event, EventError, decode_events
+from enf_core.events import Event, EventError, check_key, decode_events
+from enf_core.limits import InputLimits
 from streams.stored import Quarantined
 
 log = logging.getLogger(__name__)
@@ -108,16 +109,23 @@ class DecodedBatch:
     dead: list[tuple[Message, str]] = field(default_factory=list)
 
 
-def decode_batch(messages: Sequence[Message], *, allowed: tuple[type, ...]) -> DecodedBatch:
-    """Decode every message; malformed ones and wrong event types go to ``dead``."""
+def decode_batch(messages: Sequence[Message], *, allowed: tuple[type, ...],
+                 limits: InputLimits | None = None) -> DecodedBatch:
+    """Decode every message; malformed ones, wrong event types, records outside
+    ``limits`` and (with ``limits.check_keys``) keys that are not the record's
+    user_id / video_id go to ``dead`` with the reason."""
     out = DecodedBatch()
+    limits = limits or InputLimits()
+    now = now_ms()
     for msg in messages:
         try:
-            events = decode_events(msg.value)
+            events = decode_events(msg.value, limits, now_ms=now)
             for e in events:
                 if not isinstance(e, allowed):
                     raise EventError(f"event type {e.type!r} does not belong on {msg.topic}",
                                      field="type")
+            if limits.check_keys:
+                check_key(msg.key, events)
         except EventError as exc:
             out.dead.append((msg, str(exc)))
             continue

@@ -25,6 +25,7 @@ from enf_core.events import (
     UserProfileEvent,
     WatchEvent,
 )
+from enf_core.limits import InputLimits
 from enf_core.portrait import Portrait, PortraitConfig
 from enf_core.updates import Position, UserState, format_wm, parse_wm, plan_updates
 from streams.handlers.base import (
@@ -99,7 +100,7 @@ class PortraitHandler:
                  dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
                  scorer: ScoringHandler | None = None,
                  positions: PartitionPositions | None = None,
-                 count_metrics: bool = True) -> None:
+                 count_metrics: bool = True, limits: InputLimits | None = None) -> None:
         self.store = store
         # Scores candidates records that arrive on the user-events topic; without
         # one, such records are dead letters.
@@ -111,6 +112,7 @@ class PortraitHandler:
         # False for a rebuild: old events must not count in today's metric windows.
         self.count_metrics = count_metrics
         self.dead = DeadLetters(sink, dead_letter_topic, dead_letter_max_bytes)
+        self.limits = limits or InputLimits()
         self.config = config or PortraitConfig()
         self.window_s = window_s
         self.max_conflict_rounds = max_conflict_rounds
@@ -206,7 +208,7 @@ class PortraitHandler:
 
     async def handle(self, messages: Sequence[Message]) -> PortraitResult:
         allowed = _USER_EVENTS + ((CandidatesEvent,) if self.scorer is not None else ())
-        batch = decode_batch(messages, allowed=allowed)
+        batch = decode_batch(messages, allowed=allowed, limits=self.limits)
         pending: list[Awaitable[Any]] = await self.dead.send(batch.dead)
         placed: list[_Placed] = []
         by_user, positions = _group_with_positions(batch.events, batch.sources, placed)

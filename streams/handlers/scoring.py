@@ -33,6 +33,7 @@ import orjson
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import CandidatesEvent
 from enf_core.features import PORTRAIT_DIM, VIDEO_DIM, portrait_vector, video_vector
+from enf_core.limits import InputLimits
 from enf_core.policy import SuppressionPolicy, decide
 from enf_core.portrait import Portrait
 from enf_core.taxonomy import REASONS
@@ -131,7 +132,8 @@ class ScoringHandler:
                  suppression_pages: bool = False,
                  dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
                  explainer: str = "student", positions: PartitionPositions | None = None,
-                 end_offsets: EndOffsets | None = None, portrait_wait_s: float = 0.05) -> None:
+                 end_offsets: EndOffsets | None = None, portrait_wait_s: float = 0.05,
+                 limits: InputLimits | None = None) -> None:
         if explainer not in EXPLAINERS:
             raise ValueError(f"explainer must be one of {', '.join(EXPLAINERS)}, "
                              f"not {explainer!r}")
@@ -143,6 +145,7 @@ class ScoringHandler:
         self.explanations_topic = explanations_topic
         self.dead_letter_topic = dead_letter_topic
         self.dead = DeadLetters(sink, dead_letter_topic, dead_letter_max_bytes)
+        self.limits = limits or InputLimits()
         self.policy = policy or SuppressionPolicy()
         self.explanations_per_request = explanations_per_request
         self.suppression_pages = suppression_pages
@@ -189,7 +192,7 @@ class ScoringHandler:
 
     async def handle(self, messages: Sequence[Message]) -> ScoringResult:
         """A batch from the candidates topic: latest portraits, one Redis round trip."""
-        batch = decode_batch(messages, allowed=(CandidatesEvent,))
+        batch = decode_batch(messages, allowed=(CandidatesEvent,), limits=self.limits)
         pending: list[Any] = await self.dead.send(batch.dead)
         pairs = [(e, m) for e, m in zip(batch.events, batch.sources, strict=True)
                  if isinstance(e, CandidatesEvent)]

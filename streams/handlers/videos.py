@@ -3,15 +3,19 @@
 Analysis is CPU-bound (decoding, encoders), so it runs in a thread pool while
 the event loop keeps consuming. A video that cannot be analysed (missing or
 corrupt file) is recorded as failed with its error and a neutral analysis, so
-the scorer still answers for it and the worker never stops.
+the scorer still answers for it and the worker never stops. What a record's
+``uri`` may open is decided first by the media policy (``streams.media``), and
+each analysis runs under a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import logging
 import multiprocessing as mp
+import os
 import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -23,6 +27,7 @@ import numpy as np
 
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import VideoEvent
+from enf_core.limits import InputLimits
 from streams.handlers.base import (
     DEAD_LETTER_MAX_BYTES,
     DeadLetters,
@@ -31,6 +36,7 @@ from streams.handlers.base import (
     decode_batch,
     now_ms,
 )
+from streams.media import CANNOT_DECODE, NOT_ALLOWED, MediaNotAllowed, MediaPolicy
 from streams.store import RedisStore
 
 __all__ = ["Analyzer", "NeutralAnalyzer", "VideoHandler", "VideoResult"]
@@ -75,8 +81,9 @@ def safe_analyze(analyzer: Analyzer, event: VideoEvent) -> VideoAnalysis:
             raise ValueError("the analysis is not finite")
         return analysis
     except Exception as exc:
-        log.warning("video %s: analysis failed: %s", event.video_id, exc)
-        return _failed(event, f"{type(exc).__name__}: {exc}")
+        # The detail (it may say whether a file exists) goes to the log only.
+        log.warning("video %s: analysis failed: %s: %s", event.video_id, type(exc).__name__, exc)
+        return _failed(event, CANNOT_DECODE)
 
 
 def _failed(event: VideoEvent, error: str) -> VideoAnalysis:
@@ -113,17 +120,26 @@ class VideoHandler:
     def __init__(self, store: RedisStore, sink: Sink, analyzer: Analyzer | None = None, *,
                  dead_letter_topic: str, analyzer_factory: Callable[[], Analyzer] | None = None,
                  processes: int = 1, threads: int = 1,
-                 dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES) -> None:
+                 dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
+                 limits: InputLimits | None = None, media: MediaPolicy | None = None,
+                 analysis_timeout_s: float = 60.0, start_grace_s: float = 300.0) -> None:
         if analyzer is None and analyzer_factory is None:
             raise ValueError("give an analyzer or an analyzer_factory")
         self.store = store
         self.sink = sink
         self.dead_letter_topic = dead_letter_topic
         self.dead = DeadLetters(sink, dead_letter_topic, dead_letter_max_bytes)
+        self.limits = limits or InputLimits()
         self.analyzer = analyzer
         self._factory = analyzer_factory
         self._processes = processes if analyzer_factory is not None else 0
         self._threads = threads
+        self.media = media or MediaPolicy()
+        self.analysis_timeout_s = analysis_timeout_s
+        # A fresh pool first loads the encoders (tens of seconds on a loaded
+        # machine): its first videos get this much more time.
+        self.start_grace_s = start_grace_s
+        self._warm = False
         self._pool: Executor = self._new_pool()
 
     def _new_pool(self) -> Executor:
@@ -147,30 +163,88 @@ class VideoHandler:
         self.analyzer = self._factory()
         return self.analyzer
 
-    async def _analyze_all(self, videos: list[VideoEvent]) -> list[VideoAnalysis]:
+    async def _timed(self, event: VideoEvent) -> VideoAnalysis:
+        """One analysis within the per-video timeout: a video that stalls the
+        decoder is recorded as failed and its process replaced, so one video
+        cannot stall the path."""
+        timeout = self.analysis_timeout_s + (0.0 if self._warm else self.start_grace_s)
         try:
-            return list(await asyncio.gather(*(self._call(e) for e in videos)))
-        except BrokenProcessPool:
-            log.error("video analysis process died; rebuilding it and retrying one by one")
-        self._rebuild()
-        out = []
-        for e in videos:
+            analysis: VideoAnalysis = await asyncio.wait_for(self._call(event), timeout)
+        except TimeoutError:
+            log.warning("video %s: analysis timed out after %.1fs; restarting the analysis "
+                        "pool", event.video_id, timeout)
+            self._rebuild(kill=True)
+            return _failed(event, CANNOT_DECODE)
+        self._warm = True
+        return analysis
+
+    async def _analyze_all(self, videos: list[VideoEvent]) -> list[VideoAnalysis]:
+        # As many at once as the pool runs, so the timeout measures run time, not queueing.
+        width = max(self._processes or self._threads, 1)
+        out: list[VideoAnalysis] = []
+        for start in range(0, len(videos), width):
+            chunk = videos[start:start + width]
             try:
-                out.append(await self._call(e))
+                out += await asyncio.gather(*(self._timed(e) for e in chunk))
+                continue
             except BrokenProcessPool:
-                out.append(_failed(e, "the analysis process crashed on this video"))
-                self._rebuild()
+                log.error("video analysis process died; rebuilding it and retrying one by one")
+            self._rebuild()
+            for e in chunk:
+                try:
+                    out.append(await self._timed(e))
+                except BrokenProcessPool:
+                    log.warning("video %s: the analysis process crashed on it", e.video_id)
+                    out.append(_failed(e, CANNOT_DECODE))
+                    self._rebuild()
         return out
 
-    def _rebuild(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def _rebuild(self, *, kill: bool = False) -> None:
+        old = self._pool
+        old.shutdown(wait=False, cancel_futures=True)
+        if kill and isinstance(old, ProcessPoolExecutor):
+            # A stalled analysis never returns by itself; ProcessPoolExecutor has no
+            # public way to stop a running task before Python 3.14's terminate_workers.
+            for proc in list(getattr(old, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
         self._pool = self._new_pool()
+        self._warm = False
+
+    async def _vet(self, event: VideoEvent, temp: list[str]) -> VideoEvent | VideoAnalysis:
+        """The event with its uri replaced by the vetted one (a fetched URL by its
+        local copy), or the failed analysis the policy decided (streams.media)."""
+        if not event.uri or event.frame_features is not None:
+            return event
+        try:
+            media = self.media.resolve(event.uri)
+            if media.kind != "http":
+                return replace(event, uri=media.uri)
+            loop = asyncio.get_running_loop()
+            path = await loop.run_in_executor(None, self.media.fetch, media.uri)
+            temp.append(path)
+            return replace(event, uri=path)
+        except MediaNotAllowed as exc:
+            log.warning("video %s: uri not allowed: %s", event.video_id, exc.detail)
+            return _failed(event, NOT_ALLOWED)
+        except (OSError, TimeoutError, http.client.HTTPException) as exc:
+            log.warning("video %s: fetching the uri failed: %s", event.video_id, exc)
+            return _failed(event, CANNOT_DECODE)
 
     async def handle(self, messages: Sequence[Message]) -> VideoResult:
-        batch = decode_batch(messages, allowed=(VideoEvent,))
+        batch = decode_batch(messages, allowed=(VideoEvent,), limits=self.limits)
         pending = await self.dead.send(batch.dead)
         videos = [e for e in batch.events if isinstance(e, VideoEvent)]
-        analyses = await self._analyze_all(videos) if videos else []
+        temp: list[str] = []
+        try:
+            vetted = [await self._vet(e, temp) for e in videos]
+            todo = [v for v in vetted if isinstance(v, VideoEvent)]
+            done = iter(await self._analyze_all(todo) if todo else [])
+            analyses = [v if isinstance(v, VideoAnalysis) else next(done) for v in vetted]
+        finally:
+            for path in temp:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
         await self.store.put_videos(analyses, ts=now_ms())
         for fut in pending:
             await fut

@@ -14,6 +14,7 @@ Test modules mark themselves ``pytestmark = pytest.mark.integration``.
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ import pytest
 
 from streams.services import (
     BROKER_KINDS,
+    KafkaConfig,
     KafkaNotFetchedError,
     Service,
     bootstrap_servers,
     start_broker,
+    start_kafka,
     start_redis,
 )
 
@@ -38,6 +41,10 @@ class BrokerHandle:
     kafka_url: str
     bootstrap: str
     service: Service
+    # Apache Kafka only: a SASL_PLAINTEXT (PLAIN) listener of the same broker, with
+    # the user below (Tansu serves no SASL).
+    sasl_url: str = ""
+    sasl_user: tuple[str, str] = ("", "")
 
 
 @pytest.fixture(scope="session", params=list(BROKER_KINDS)[::-1], ids=lambda k: f"broker={k}")
@@ -45,8 +52,10 @@ def broker(request: pytest.FixtureRequest) -> Iterator[BrokerHandle]:
     """One broker of each kind for the whole session (Apache Kafka first)."""
     kind: str = request.param
     missing: str | None = None
+    sasl_user = ("enf-test", secrets.token_urlsafe(12))
     try:
-        service = start_broker(kind)
+        service = (start_kafka(KafkaConfig(sasl_plain_users=(sasl_user,))) if kind == "kafka"
+                   else start_broker(kind))
     except KafkaNotFetchedError as exc:
         missing = str(exc)
     if missing is not None:  # outside the except: one clear message, no chained traceback
@@ -54,7 +63,9 @@ def broker(request: pytest.FixtureRequest) -> Iterator[BrokerHandle]:
                     pytrace=False)
     try:
         yield BrokerHandle(kind=kind, kafka_url=service.url,
-                           bootstrap=bootstrap_servers(service.url), service=service)
+                           bootstrap=bootstrap_servers(service.url), service=service,
+                           sasl_url=service.sasl_url,
+                           sasl_user=sasl_user if service.sasl_url else ("", ""))
     finally:
         service.stop()
 

@@ -24,6 +24,8 @@ def test_demo_json_summary_counts_every_bad_event() -> None:
     assert summary["dead_letters"] == 7
     assert 2980 <= summary["events_in"] - 7 <= 3000  # the feed is cut at a message boundary
     assert summary["portraits"] > 0 and summary["videos_analyzed"] == 200
+    # Every clip and frames row is under the demo's media root: none refused.
+    assert summary["videos_failed"] == 0
     assert summary["candidates_scored"] >= summary["candidate_requests"] > 0
     assert 0.0 < summary["quick_swipe_rate"] < 1.0
     assert summary["model"]["providers"] == ["CPUExecutionProvider"]

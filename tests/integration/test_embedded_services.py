@@ -111,14 +111,27 @@ def test_create_enf_topics_is_idempotent(broker: Any, topic_prefix: str) -> None
     assert {len(t["partitions"]) for t in described} == {4}
 
 
-def test_redis_answers(redis_url: str, topic_prefix: str) -> None:
-    assert redis_url.startswith("redis://127.0.0.1:")
+def test_redis_answers(redis_service: Any, redis_url: str, topic_prefix: str) -> None:
+    assert redis_url.startswith("redis://:") and "@127.0.0.1:" in redis_url
     client = redis.Redis.from_url(redis_url)
     assert client.ping() is True
     client.set(f"{topic_prefix}:k", b"v")
     assert client.get(f"{topic_prefix}:k") == b"v"
-    assert client.config_get("save")["save"] == ""  # no persistence
-    assert client.config_get("bind")["bind"] == "127.0.0.1"
+    assert client.info("persistence")["aof_enabled"] == 0  # no persistence
+    argv = Path(f"/proc/{redis_service.pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[argv.index(b"--bind") + 1] == b"127.0.0.1" and b"--save" in argv
+    # A random password per run, and not on the (world-readable) command line.
+    password = redis_url.split("@")[0].rsplit(":", 1)[1]
+    assert len(password) >= 24 and password.encode() not in b" ".join(argv)
+    anonymous = redis.Redis.from_url(redis_url.replace(f":{password}@", ""))
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.ping()
+    # CONFIG SET dir + SAVE wrote files anywhere; DEBUG and FLUSHALL are gone too.
+    for command in (("CONFIG", "SET", "dir", "/tmp"), ("DEBUG", "SLEEP", "0"), ("FLUSHALL",),
+                    ("FLUSHDB",)):
+        with pytest.raises(redis.ResponseError, match="unknown command"):
+            client.execute_command(*command)
+    assert client.get(f"{topic_prefix}:k") == b"v"
 
 
 @pytest.mark.parametrize("kind", ["tansu", "kafka"])

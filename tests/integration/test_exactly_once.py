@@ -27,6 +27,7 @@ from streams.store import RedisStore, StoreConfig
 from tests.integration.workers import consume, event, produce
 
 pytestmark = pytest.mark.integration
+T0 = 1_700_000_000_000  # epoch ms: the worker refuses events before 2000 or in the future
 
 PER_USER = 2500  # more than the 2,000 ids the recent-id set keeps
 
@@ -51,13 +52,13 @@ def user_events(n_users: int, seed: int = 5) -> list[tuple[str, bytes]]:
         for k, kind in enumerate(kinds):
             if kind == "p":
                 value = event("impression", event_id=f"{uid}-p{k}", user_id=uid,
-                              request_id=f"r{k}", ts=10_000 + k,
+                              request_id=f"r{k}", ts=T0 + 10_000 + k,
                               items=[{"video_id": f"v{rng.randrange(50)}", "position": i}
                                      for i in range(50)])
             else:
                 value = event("watch", event_id=f"{uid}-w{k}", user_id=uid,
                               video_id=f"v{rng.randrange(50)}", play_ms=rng.randrange(20_000),
-                              duration_ms=20_000, ts=10_000 + k)
+                              duration_ms=20_000, ts=T0 + 10_000 + k)
             out.append((uid, value))
     return out
 

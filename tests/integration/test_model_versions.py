@@ -40,6 +40,7 @@ from tests.integration.test_worker import (
 from tests.integration.workers import WorkerProcess, consume, event, produce, wait_until
 
 pytestmark = pytest.mark.integration
+T0 = 1_700_000_000_000  # epoch ms: the worker refuses events before 2000 or in the future
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -81,7 +82,7 @@ class _Feed(threading.Thread):
                     uid = f"u{(k * 3 + j) % 30}"
                     reqs.append((self.topics.candidates, uid.encode(), event(
                         "candidates", event_id=f"c-{rid}", request_id=rid, user_id=uid,
-                        video_ids=[f"v{i}" for i in range(5)], ts=20_000 + k)))
+                        video_ids=[f"v{i}" for i in range(5)], ts=T0 + 20_000 + k)))
                 produce(self.bootstrap, [(self.topics.user_events, key.encode(), v)
                                          for key, v in chunk] + reqs)
                 for _, _, raw in reqs:

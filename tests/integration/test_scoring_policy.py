@@ -20,6 +20,7 @@ from streams.store import RedisStore, StoreConfig
 from tests.integration.workers import event
 
 pytestmark = pytest.mark.integration
+T0 = 1_700_000_000_000  # epoch ms: the worker refuses events before 2000 or in the future
 
 VIDEOS = [f"v{i}" for i in range(8)]
 
@@ -43,7 +44,8 @@ async def _setup(redis_url: str) -> RedisStore:
     store = RedisStore(redis_url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}"))
     await store.put_videos([VideoAnalysis.neutral(v) for v in VIDEOS], ts=1)
     watches = [Message(event("watch", event_id=f"w{i}", user_id="warm", video_id=VIDEOS[i % 8],
-                             play_ms=900, duration_ms=1000, ts=10 + i)) for i in range(6)]
+                             play_ms=900, duration_ms=1000, ts=T0 + i), b"warm")
+               for i in range(6)]
     await PortraitHandler(store, ListSink(), dead_letter_topic="dlq").handle(watches)
     return store
 
@@ -51,7 +53,7 @@ async def _setup(redis_url: str) -> RedisStore:
 def _requests() -> list[Message]:
     scores = [float(10 - i) for i in range(8)]
     return [Message(event("candidates", event_id=f"c-{u}", request_id=f"r-{u}", user_id=u,
-                          video_ids=[*VIDEOS, "v0"], ranker_scores=[*scores, 0.5], ts=100),
+                          video_ids=[*VIDEOS, "v0"], ranker_scores=[*scores, 0.5], ts=T0 + 100),
                     key=u.encode(), timestamp_ms=123)
             for u in ("warm", "cold")]
 

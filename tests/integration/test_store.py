@@ -18,6 +18,7 @@ from streams.store import PortraitWrite, RedisStore, StoreConfig, with_retry
 from tests.integration.workers import event
 
 pytestmark = pytest.mark.integration
+T0 = 1_700_000_000_000  # epoch ms: the worker refuses events before 2000 or in the future
 
 
 class ListSink:
@@ -58,8 +59,8 @@ async def test_overlapping_owners_apply_each_event_once(redis_url: str) -> None:
     store_a, sink = _store(redis_url), ListSink()
     store_b = RedisStore(redis_url, store_a.config)
     raws = [event("watch", event_id=f"e{i}", user_id=f"u{i % 3}", video_id="v",
-                  play_ms=100 * i, duration_ms=5000, ts=i) for i in range(60)]
-    msgs = [Message(r, b"k", "t", 0, i) for i, r in enumerate(raws)]
+                  play_ms=100 * i, duration_ms=5000, ts=T0 + i) for i in range(60)]
+    msgs = [Message(r, f"u{i % 3}".encode(), "t", 0, i) for i, r in enumerate(raws)]
     a = PortraitHandler(store_a, sink, dead_letter_topic="dlq", window_s=3600)
     b = PortraitHandler(store_b, sink, dead_letter_topic="dlq", window_s=3600)
     ra, rb = await asyncio.gather(a.handle(msgs), b.handle(msgs))
@@ -69,7 +70,7 @@ async def test_overlapping_owners_apply_each_event_once(redis_url: str) -> None:
     for i in range(60):
         uid = f"u{i % 3}"
         apply_event(ref.setdefault(uid, Portrait.new(uid)),
-                    WatchEvent(f"e{i}", uid, "v", 100 * i, 5000, i), None)
+                    WatchEvent(f"e{i}", uid, "v", 100 * i, 5000, T0 + i), None)
     for uid, p in ref.items():
         stored = await store_a.get_portrait(uid)
         assert stored is not None and stored.to_dict() == p.to_dict()
@@ -125,7 +126,8 @@ async def test_scorer_emits_records_or_one_page_per_request(redis_url: str, page
                              policy=SuppressionPolicy.unlimited(0.0),
                              suppression_pages=pages)
     msgs = [Message(event("candidates", event_id=f"c{r}", request_id=f"r{r}", user_id="u",
-                          video_ids=["v0", "v1", "v2", "v3", "unknown"], ts=1))
+                          video_ids=["v0", "v1", "v2", "v3", "unknown"],
+                          ts=1_700_000_000_000), b"u")
             for r in range(2)]
     result = await handler.handle(msgs)
     assert result.suppressions == 8 and result.unknown_videos == 2  # never the unknown one
@@ -165,7 +167,7 @@ async def test_redelivered_candidates_repeat_their_record_ids(redis_url: str,
     store = _store(redis_url)
     await store.put_videos([VideoAnalysis.neutral(f"v{i}") for i in range(3)], ts=1)
     msgs = [Message(event("candidates", event_id=f"c{r}", request_id=f"r{r}", user_id=f"u{r}",
-                          video_ids=["v0", "v1", "v2"], ts=1), b"u", "cand", 0, r)
+                          video_ids=["v0", "v1", "v2"], ts=T0), f"u{r}".encode(), "cand", 0, r)
             for r in range(2)]
     deliveries = []
     for _ in range(2):  # the same batch twice: a crash before the commit
@@ -202,8 +204,8 @@ async def test_a_huge_batch_is_split_into_small_lua_calls(redis_url: str) -> Non
     store = RedisStore(redis_url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}",
                                               max_users_per_call=100))
     raws = [event("watch", event_id=f"e{i}", user_id=f"u{i % 1050}", video_id="v",
-                  play_ms=37 * i % 5000, duration_ms=5000, ts=i) for i in range(2100)]
-    msgs = [Message(r, b"k", "t", 0, i) for i, r in enumerate(raws)]
+                  play_ms=37 * i % 5000, duration_ms=5000, ts=T0 + i) for i in range(2100)]
+    msgs = [Message(r, f"u{i % 1050}".encode(), "t", 0, i) for i, r in enumerate(raws)]
     handler = PortraitHandler(store, ListSink(), dead_letter_topic="dlq", window_s=3600)
     before = await _evalsha_calls(store)
     res = await handler.handle(msgs)
@@ -213,7 +215,7 @@ async def test_a_huge_batch_is_split_into_small_lua_calls(redis_url: str) -> Non
         ref = Portrait.new(uid)
         for i in range(2100):
             if f"u{i % 1050}" == uid:
-                apply_event(ref, WatchEvent(f"e{i}", uid, "v", 37 * i % 5000, 5000, i), None)
+                apply_event(ref, WatchEvent(f"e{i}", uid, "v", 37 * i % 5000, 5000, T0 + i), None)
         stored = await store.get_portrait(uid)
         assert stored is not None and stored.to_dict() == ref.to_dict()
     assert (await store.totals())["events"] == 2100
@@ -229,11 +231,11 @@ async def test_few_huge_pages_are_split_by_event_ids(redis_url: str) -> None:
 
     def page(u: int) -> bytes:  # a page of three impression pages of 2,000 items
         return orjson.dumps([orjson.loads(event(
-            "impression", event_id=f"p{u}-{k}", user_id=f"u{u}", request_id="r", ts=1,
+            "impression", event_id=f"p{u}-{k}", user_id=f"u{u}", request_id="r", ts=T0,
             items=[{"video_id": f"v{i % 300}", "position": i} for i in range(2000)]))
             for k in range(3)])
 
-    msgs = [Message(page(u), b"k", "t", 0, u) for u in range(4)]
+    msgs = [Message(page(u), f"u{u}".encode(), "t", 0, u) for u in range(4)]
     handler = PortraitHandler(store, ListSink(), dead_letter_topic="dlq", window_s=3600)
     before = await _evalsha_calls(store)
     assert (await handler.handle(msgs)).applied == 24_000
@@ -255,8 +257,8 @@ async def test_a_call_that_times_out_is_retried_smaller(redis_url: str,
                                               max_users_per_call=4000, socket_timeout_s=0.03,
                                               retry_max_s=0.05))
     raws = [event("watch", event_id=f"e{i}", user_id=f"u{i}", video_id="v",
-                  play_ms=i % 5000, duration_ms=5000, ts=i) for i in range(4000)]
-    msgs = [Message(r, b"k", "t", 0, i) for i, r in enumerate(raws)]
+                  play_ms=i % 5000, duration_ms=5000, ts=T0 + i) for i in range(4000)]
+    msgs = [Message(r, f"u{i}".encode(), "t", 0, i) for i, r in enumerate(raws)]
     handler = PortraitHandler(store, ListSink(), dead_letter_topic="dlq", window_s=3600)
     with caplog.at_level("WARNING", logger="streams.store"):
         res = await asyncio.wait_for(handler.handle(msgs), timeout=120)
@@ -265,7 +267,7 @@ async def test_a_call_that_times_out_is_retried_smaller(redis_url: str,
     assert "retrying with up to" in caplog.text
     assert (await store.totals())["events"] == 4000
     ref = Portrait.new("u3999")
-    apply_event(ref, WatchEvent("e3999", "u3999", "v", 3999, 5000, 3999), None)
+    apply_event(ref, WatchEvent("e3999", "u3999", "v", 3999, 5000, T0 + 3999), None)
     stored = await store.get_portrait("u3999")
     assert stored is not None and stored.to_dict() == ref.to_dict()
     await store.close()

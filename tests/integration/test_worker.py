@@ -26,6 +26,7 @@ from tests.integration.workers import WorkerProcess, consume, event, produce, wa
 
 pytestmark = pytest.mark.integration
 
+T0 = 1_700_000_000_000  # epoch ms: events must be after 2000 and not in the future
 TITLES = ["Spider close-up in the garden shed", "Cooking a quick pasta dinner",
           "Highway pile-up caught on camera", "Slow documentary about moss",
           "Cute puppies playing in the snow"]
@@ -34,7 +35,7 @@ TITLES = ["Spider close-up in the garden shed", "Cooking a quick pasta dinner",
 def _videos(n: int) -> list[tuple[str, bytes]]:
     return [(f"v{i}", event("video", event_id=f"video-{i}", video_id=f"v{i}",
                             title=TITLES[i % len(TITLES)], duration_ms=20_000,
-                            tags=["demo"], ts=1_000 + i)) for i in range(n)]
+                            tags=["demo"], ts=T0 + i)) for i in range(n)]
 
 
 def _user_events(n_users: int, per_user: int, n_videos: int, seed: int = 7
@@ -45,7 +46,7 @@ def _user_events(n_users: int, per_user: int, n_videos: int, seed: int = 7
         uid = f"u{u}"
         for k in range(per_user):
             vid = f"v{rng.randrange(n_videos)}"
-            ts = 10_000 + k
+            ts = T0 + 10_000 + k
             roll = rng.random()
             if roll < 0.2:
                 value = event("impression", event_id=f"{uid}-imp-{k}", user_id=uid,
@@ -154,7 +155,7 @@ def test_worker_end_to_end(broker: Any, redis_url: str, topic_prefix: str,
         # Candidates: every candidate suppressed at threshold 0; 2 explanations each.
         requests = [(f"u{i}", event("candidates", event_id=f"c{i}", request_id=f"req{i}",
                                     user_id=f"u{i}", video_ids=[f"v{j}" for j in range(5)],
-                                    ts=20_000)) for i in range(10)]
+                                    ts=T0 + 20_000)) for i in range(10)]
         produce(broker.bootstrap, [(topics.candidates, k.encode(), v) for k, v in requests]
                 + [(topics.candidates, b"u1", v) for v in BAD_CANDIDATES])
         sup = consume(broker.bootstrap, topics.suppressions, 50, timeout_s=60)

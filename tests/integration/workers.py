@@ -16,7 +16,8 @@ from streams.process import WorkerProcess, wait_until
 __all__ = ["WorkerProcess", "consume", "event", "produce", "wait_until"]
 
 
-async def _produce(bootstrap: str, records: Sequence[tuple[str, bytes | None, bytes]]) -> None:
+async def _produce(bootstrap: str,
+                   records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     try:
@@ -26,7 +27,7 @@ async def _produce(bootstrap: str, records: Sequence[tuple[str, bytes | None, by
         await producer.stop()
 
 
-def produce(bootstrap: str, records: Sequence[tuple[str, bytes | None, bytes]]) -> None:
+def produce(bootstrap: str, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
     asyncio.run(_produce(bootstrap, records))
 
 

@@ -81,7 +81,8 @@ def test_stream_records_the_failure_and_goes_on(analyzer, tmp_path: Path,  # typ
         pytest.skip("streams.handlers.videos has no safe_analyze")
     with caplog.at_level(logging.WARNING):
         a = safe_analyze(analyzer, _event(str(tmp_path / "gone.mp4"), "a title"))
-    assert "not found" in a.extra["error"]
+    # What is stored says only "cannot decode" (no file-existence leak); the log has why.
+    assert a.extra["error"] == "cannot decode" and "not found" in caplog.text
     assert a.analyzer == "neutral" and a.title == "a title"
 
 

@@ -38,3 +38,30 @@ def test_worker_builds_without_torch_or_transformers() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_web_pages_check_the_host_and_the_admin_token() -> None:
+    from streams.app import allowed_hosts, host_allowed, token_ok
+
+    hosts = allowed_hosts(WorkerConfig(web_allowed_hosts="worker-3.internal, ops"))
+    for ok in ("127.0.0.1:6066", "localhost", "[::1]:6066", "worker-3.internal:6066", "OPS"):
+        assert host_allowed(ok, hosts), ok
+    for bad in ("evil.example", "evil.example:6066", "", "127.0.0.1.evil.example",
+                "[::2]:1"):
+        assert not host_allowed(bad, hosts), bad
+    assert token_ok("Bearer s3cret", "s3cret") and token_ok("bearer  s3cret", "s3cret")
+    assert not token_ok("Bearer wrong", "s3cret") and not token_ok("s3cret", "s3cret")
+    assert not token_ok("Bearer ", "")  # no token configured: the route is closed
+
+
+def test_input_limits_and_media_policy_come_from_env() -> None:
+    cfg = WorkerConfig.from_env({"ENF_MAX_CANDIDATES": "50", "ENF_CHECK_KEYS": "0",
+                                 "ENF_MAX_FUTURE_SKEW_MS": "1000",
+                                 "ENF_MEDIA_ROOT": "/srv/a:/srv/b", "ENF_MEDIA_HTTP": "1",
+                                 "ENF_MEDIA_HTTP_HOSTS": "cdn"})
+    limits = cfg.input_limits()
+    assert limits.max_candidates == 50 and limits.check_keys is False
+    assert limits.max_future_skew_ms == 1000
+    policy = cfg.media_policy()
+    assert policy.roots == ("/srv/a", "/srv/b") and policy.allow_http
+    assert policy.http_hosts == ("cdn",)

@@ -101,3 +101,12 @@ def test_derived_pages_when_data_has_no_request_ids(tmp_path: Path) -> None:
     pages = [m for m in plan if m.type == "impression"]
     assert all(len(m.payload["items"]) <= 4 for m in pages)
     assert all(m.payload["duration_ms"] >= 1 for m in plan if m.type == "video")
+
+
+def test_every_planned_message_is_keyed_by_its_records_id(dataset: Dataset) -> None:
+    """The worker dead-letters a key that is not the record's user_id / video_id,
+    and an event outside its timestamp window: a replay sends neither."""
+    from enf_core.events import check_key
+
+    for m in plan_replay(dataset, ReplayConfig(seed=1)).messages:
+        check_key(m.key.encode(), decode_events(orjson.dumps(m.payload)))
