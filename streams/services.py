@@ -164,6 +164,9 @@ class KafkaConfig:
     # (user, password) pairs: adds a SASL_PLAINTEXT listener (mechanism PLAIN) on its
     # own loopback port beside the plaintext one; Service.sasl_url names it.
     sasl_plain_users: tuple[tuple[str, str], ...] = ()
+    # (user, password) pairs for SCRAM-SHA-256 and SCRAM-SHA-512 on the same listener
+    # (credentials written at storage format time, KIP-900).
+    sasl_scram_users: tuple[tuple[str, str], ...] = ()
     start_timeout_s: float = 60.0
 
 
@@ -772,6 +775,9 @@ log4j.logger.kafka.server.KafkaRaftServer=INFO
 """
 
 
+_SCRAM = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 def _jaas_quote(text: str) -> str:
     if any(ch in text for ch in '"\\;\n'):
         raise ValueError("SASL user names and passwords may not hold quotes, ';' or newlines")
@@ -785,15 +791,20 @@ def _kafka_properties(config: KafkaConfig, port: int, cport: int, data_dir: Path
     advertised = f"PLAINTEXT://{LOOPBACK}:{port}"
     protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
     sasl: dict[str, str] = {}
-    if config.sasl_plain_users and sasl_port:
+    if (config.sasl_plain_users or config.sasl_scram_users) and sasl_port:
         listeners += f",SASL_PLAINTEXT://{LOOPBACK}:{sasl_port}"
         advertised += f",SASL_PLAINTEXT://{LOOPBACK}:{sasl_port}"
         protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
         users = " ".join(f"user_{u}={_jaas_quote(p)}" for u, p in config.sasl_plain_users)
-        sasl = {"sasl.enabled.mechanisms": "PLAIN",
-                "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN",
-                "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+        mechanisms = ["PLAIN"] + (list(_SCRAM) if config.sasl_scram_users else [])
+        prefix = "listener.name.sasl_plaintext"
+        sasl = {"sasl.enabled.mechanisms": ",".join(mechanisms),
+                f"{prefix}.sasl.enabled.mechanisms": ",".join(mechanisms),
+                f"{prefix}.plain.sasl.jaas.config":
                     f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"}
+        for mech in _SCRAM if config.sasl_scram_users else ():
+            sasl[f"{prefix}.{mech.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;")
     props: dict[str, str] = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -837,7 +848,7 @@ def start_kafka(config: KafkaConfig | None = None, *, detached: bool = False,
         picked = free_ports(3)
         port = config.port or picked[0]
         cport = config.controller_port or picked[1]
-        sasl_port = picked[2] if config.sasl_plain_users else 0
+        sasl_port = picked[2] if config.sasl_plain_users or config.sasl_scram_users else 0
         temp_dir = _make_temp_dir("kafka", run_dir)
         data_dir = temp_dir / "data"
         props = temp_dir / "server.properties"
@@ -852,7 +863,10 @@ def start_kafka(config: KafkaConfig | None = None, *, detached: bool = False,
                "-cp", f"{libs}/*"]
         cluster_id = _kafka_uuid()
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+             *(arg for mech in _SCRAM for u, p in config.sasl_scram_users
+               for arg in ("--add-scram", f"{mech}=[name={_jaas_quote(u)[1:-1]},"
+                                          f"password={_jaas_quote(p)[1:-1]}]"))],
             capture_output=True, text=True, timeout=config.start_timeout_s, check=False,
         )  # fmt: skip
         if fmt.returncode != 0:

@@ -41,8 +41,8 @@ class BrokerHandle:
     kafka_url: str
     bootstrap: str
     service: Service
-    # Apache Kafka only: a SASL_PLAINTEXT (PLAIN) listener of the same broker, with
-    # the user below (Tansu serves no SASL).
+    # Apache Kafka only: a SASL_PLAINTEXT listener of the same broker (PLAIN,
+    # SCRAM-SHA-256, SCRAM-SHA-512), with the user below (Tansu serves no SASL).
     sasl_url: str = ""
     sasl_user: tuple[str, str] = ("", "")
 
@@ -54,7 +54,8 @@ def broker(request: pytest.FixtureRequest) -> Iterator[BrokerHandle]:
     missing: str | None = None
     sasl_user = ("enf-test", secrets.token_urlsafe(12))
     try:
-        service = (start_kafka(KafkaConfig(sasl_plain_users=(sasl_user,))) if kind == "kafka"
+        service = (start_kafka(KafkaConfig(sasl_plain_users=(sasl_user,),
+                                           sasl_scram_users=(sasl_user,))) if kind == "kafka"
                    else start_broker(kind))
     except KafkaNotFetchedError as exc:
         missing = str(exc)

@@ -37,6 +37,26 @@ async def _sasl_client_fails(bootstrap: str, user: str) -> bool:
     return False
 
 
+async def _scram_round_trip(bootstrap: str, url: str, topic: str) -> list[bytes]:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    security = KafkaSecurity.from_url(url)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **security.aiokafka())
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"scram", key=b"k")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", **security.aiokafka())
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=10_000)
+        return [r.value for records in batch.values() for r in records]
+    finally:
+        await consumer.stop()
+
+
 def test_worker_with_sasl_kafka_and_an_acl_redis_user(broker: Any, redis_url: str,
                                                       topic_prefix: str, tmp_path: Path) -> None:
     topics = TopicNames(topic_prefix)
@@ -50,6 +70,11 @@ def test_worker_with_sasl_kafka_and_an_acl_redis_user(broker: Any, redis_url: st
         host = broker.sasl_url.split("://", 1)[1]
         kafka_url = f"kafka://{user}:{password}@{host}"
         assert asyncio.run(_sasl_client_fails(host, user))  # the listener checks passwords
+        for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):  # the same clients, other mechanisms
+            got = asyncio.run(_scram_round_trip(
+                host, f"kafka://{user}:{password}@{host}?sasl_mechanism={mech}",
+                f"{topic_prefix}.scram-{mech[-3:]}"))
+            assert got == [b"scram"], mech
     else:
         password = ""
         kafka_url = broker.kafka_url

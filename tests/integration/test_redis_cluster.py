@@ -28,6 +28,7 @@ from tests.integration.redis_cluster import RedisClusterHandle, migrate_slot, st
 from tests.integration.workers import event
 
 pytestmark = pytest.mark.integration
+T0 = 1_700_000_000_000  # epoch ms: the worker refuses events before 2000 or in the future
 
 N_USERS, PER_USER = 60, 40
 
@@ -51,7 +52,7 @@ def cluster() -> Iterator[RedisClusterHandle]:
 
 def _watch(u: int, k: int) -> WatchEvent:
     return WatchEvent(f"e{u}-{k}", f"u{u}", f"v{k % 7}", (u * 7919 + k * 104729) % 20_000,
-                      20_000, 1_000 + k)
+                      20_000, T0 + k)
 
 
 def _messages() -> list[Message]:
