@@ -170,6 +170,8 @@ class KafkaSecurity:
 def redis_url_with(url: str, *, username: str = "", password: str = "", ssl_ca_certs: str = "",
                    ssl_certfile: str = "", ssl_keyfile: str = "") -> str:
     """``url`` with the given credentials and TLS files folded in where it has none."""
+    if not (username or password or ssl_ca_certs or ssl_certfile or ssl_keyfile):
+        return url
     parts = urlsplit(url)
     netloc = parts.netloc
     if (username or password) and "@" not in netloc:

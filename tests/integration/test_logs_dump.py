@@ -22,6 +22,7 @@ from enf_core.data.replay_plan import ReplayConfig, plan_replay
 from enf_core.data.schema import read_dataset
 from enf_core.data.simulate import SimulationConfig, simulate
 from streams.config import TopicNames
+from streams.media import roots_for
 from streams.replay import ReplayOptions, replay
 from tests.integration.test_worker import _analyses
 from tests.integration.workers import WorkerProcess, consume, wait_until
@@ -44,7 +45,9 @@ def test_dump_after_a_worker_served_the_feed(broker: Any, redis_url: str, topic_
     topics = TopicNames(topic_prefix)
     env = {"ENF_SUPPRESS_THRESHOLD": "0.0", "ENF_SUPPRESS_MAX_PER_REQUEST": "-1",
            "ENF_SUPPRESS_MAX_FRACTION": "1", "ENF_SUPPRESS_COLD_WATCHES": "0",
-           "ENF_SUPPRESSION_FORMAT": "page", "ENF_EXPLANATIONS_PER_REQUEST": "1"}
+           "ENF_SUPPRESSION_FORMAT": "page", "ENF_EXPLANATIONS_PER_REQUEST": "1",
+           # the simulation's frames and clips are the only media the worker may open
+           "ENF_MEDIA_ROOT": roots_for(read_dataset(tiny_sim).video_uris())}
     worker = WorkerProcess(kafka_url=broker.kafka_url, redis_url=redis_url,
                            broker_kind=broker.kind, prefix=topic_prefix, env=env,
                            log_path=tmp_path / "worker.log")

@@ -170,7 +170,7 @@ def test_a_worker_on_a_cluster(broker: Any, cluster: RedisClusterHandle, topic_p
     try:
         produce(broker.bootstrap, [(topics.videos, f"v{i}".encode(), event(
             "video", event_id=f"vid{i}", video_id=f"v{i}", title="Spider close-up",
-            duration_ms=20_000, ts=1)) for i in range(3)])
+            duration_ms=20_000, ts=T0)) for i in range(3)])
         wait_until(lambda: sum(1 for _ in rc.scan_iter(match=f"{topic_prefix}:v:*")) == 3,
                    timeout_s=120, what="video analyses on the cluster", worker=worker)
         analyses = {}
@@ -179,12 +179,12 @@ def test_a_worker_on_a_cluster(broker: Any, cluster: RedisClusterHandle, topic_p
             analyses[a.video_id] = a
         raws = [(f"u{u}", event("watch", event_id=f"e{u}-{k}", user_id=f"u{u}",
                                 video_id=f"v{k % 3}", play_ms=(u * 331 + k * 977) % 20_000,
-                                duration_ms=20_000, ts=10 + k))
+                                duration_ms=20_000, ts=T0 + 10 + k))
                 for u in range(30) for k in range(10)]
         produce(broker.bootstrap, [(topics.user_events, k.encode(), v) for k, v in raws])
         produce(broker.bootstrap, [(topics.candidates, b"u1", event(
             "candidates", event_id="c1", request_id="r1", user_id="u1",
-            video_ids=["v0", "v1", "v2"], ts=100))])
+            video_ids=["v0", "v1", "v2"], ts=T0 + 100))])
         ref: dict[str, Portrait] = {}
         for _k, raw in raws:
             for e in decode_events(raw):
