@@ -68,6 +68,9 @@ def _plots(out: Path, r: dict[str, Any]) -> list[str]:
         for arm, values in by_round.items():
             ax.plot(range(1, len(values) + 1), [v * 100 for v in values], marker="o",
                     color=_COLORS.get(arm), label=f"arm {arm}")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("request number of each user")
         ax.set_ylabel("suppressed share of candidates (%)")
         ax.set_ylim(bottom=0)
