@@ -104,6 +104,8 @@ async def _run_through_worker(world: World, config: ABConfig, options: ABOptions
                 "broker": {"kind": options.broker if not external_kafka else "external",
                            "url": kafka_url},
                 "worker": {"requests": int(metrics.get("enf_candidate_requests_total", 0)),
+                           "stale_requests": int(metrics.get(
+                               "enf_candidate_requests_stale_total", 0)),
                            "suppressions": int(metrics.get("enf_suppressions_total", 0)),
                            "events_applied": int(metrics.get(
                                "enf_portrait_events_applied_total", 0)),
@@ -157,6 +159,8 @@ def run_ab(config: ABConfig, options: ABOptions, *,
         "data": str(data),
         "config": _config_dict(config, options),
         "per_seed": run.per_seed_metrics(),
+        # B's requests whose answer said stale (only requests with an output record
+        # can say so); the worker's own count of stale requests is in worker.
         "stale_share": _stale_share(run),
         "responsiveness": {arm: r.summary() for arm, r in run.responsiveness.items()},
         "suppressed_share_by_round": _by_round(run),
