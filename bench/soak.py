@@ -123,12 +123,21 @@ def rss_mb(pid: int) -> float:
     return total / 2**20
 
 
-def taken(w: WorkerProcess) -> float:
-    """Messages of the user-events topic the worker has taken in."""
-    for name, value in w.samples().items():
+def taken(w: WorkerProcess) -> float | None:
+    """Messages of the user-events topic the worker has taken in (None when its
+    metrics endpoint did not answer: such a sample is left out)."""
+    samples = w.samples()
+    if not samples:
+        return None
+    for name, value in samples.items():
         if name.startswith("enf_messages_total") and "user-events" in name:
             return value
     return 0.0
+
+
+def _at_least(w: WorkerProcess, n: int) -> bool:
+    got = taken(w)
+    return got is not None and got >= n
 
 
 async def soak_phase(boot: str, topic: str, w: WorkerProcess, rate: float, seconds: float,
@@ -157,11 +166,13 @@ async def soak_phase(boot: str, topic: str, w: WorkerProcess, rate: float, secon
                 sent += 1
             if elapsed >= next_sample:
                 next_sample += sample_s
-                lag = sent - (taken(w) - start)
-                log.append({"t": round(elapsed, 1), "rss_mb": round(rss_mb(w.proc.pid), 1),
-                            "lag": lag, "alive": w.alive()})
-                print(f"  t={elapsed:6.0f}s rss={log[-1]['rss_mb']:.0f} MB lag={lag:.0f} "
-                      f"sent={sent}", file=sys.stderr, flush=True)
+                got = taken(w)
+                if got is not None:
+                    lag = sent - (got - start)
+                    log.append({"t": round(elapsed, 1), "rss_mb": round(rss_mb(w.proc.pid), 1),
+                                "lag": lag, "alive": w.alive()})
+                    print(f"  t={elapsed:6.0f}s rss={log[-1]['rss_mb']:.0f} MB lag={lag:.0f} "
+                          f"sent={sent}", file=sys.stderr, flush=True)
                 if not w.alive():
                     break
             await asyncio.sleep(0.01)
@@ -233,8 +244,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # the worker's rate (a slight underestimate while the send runs).
             t0 = time.monotonic()
             asyncio.run(send(boot, topics.user_events, backlog))
-            wait_until(lambda: taken(w) >= len(backlog), timeout_s=600, what="backlog drained",
-                       worker=w, interval_s=0.05)
+            wait_until(lambda: _at_least(w, len(backlog)), timeout_s=600,
+                       what="backlog drained", worker=w, interval_s=0.05)
             sustained = len(backlog) / max(time.monotonic() - t0, 1e-3)
             out["sustained_events_per_s"] = round(sustained)
             rate = args.load * sustained
@@ -248,7 +259,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 len(backlog), args.sample_s, log))
             total = len(backlog) + n_valid + n_bad
             # 3. drain, then compare with the offline replay of the valid events.
-            wait_until(lambda: taken(w) >= total, timeout_s=600, what="soak drained", worker=w)
+            wait_until(lambda: _at_least(w, total), timeout_s=900, what="soak drained", worker=w)
             time.sleep(1.0)
             records = [valid(i, args.users) for i in range(end)]
             want = replay(records, analyses)
