@@ -175,18 +175,24 @@ def _cites_unseen(pattern: str) -> bool:
     return any(re.search(rf"\b{re.escape(n)}\b", text) for n in _NAMES)
 
 
-def _variants(pattern: str, starters: set[str]) -> list[str]:
-    """The pattern, without its trailing punctuation, and without its first one or
-    two words where what is left starts the way other sentences do: fillers
-    ("ugh,", "ok so") are the writer's, not the reason's."""
-    words = pattern.rstrip(" .!?:()").split()
-    out = [pattern, " ".join(words)]
-    for k in (1, 2):
-        rest = words[k:]
-        if (len(rest) >= 2 and rest[0].strip(",") in starters
-                and ("{obj}" in pattern) == ("{obj}" in " ".join(rest))):
-            out.append(" ".join(rest))
-    return out
+def _bare(pattern: str) -> str:
+    """The pattern without trailing punctuation and emoticons."""
+    words = pattern.split()
+    while words and not any(ch.isalnum() or ch in "{}" for ch in words[-1]):
+        words.pop()
+    return " ".join(words).rstrip(" .!?,:;")
+
+
+def _canonical(pattern: str, sentences: set[str]) -> str:
+    """Without the writer's filler ("ugh,", "ok so", "honestly"): a lead of one to
+    three words is a filler where what follows is, on its own, another writer's
+    whole sentence."""
+    words = pattern.split()
+    for k in (1, 2, 3):
+        rest = " ".join(words[k:])
+        if len(words) - k >= 2 and rest in sentences:
+            return rest
+    return pattern
 
 
 def train_explainer(rows: ExplainerRows, config: ExplainerConfig | None = None, *,
@@ -200,13 +206,9 @@ def train_explainer(rows: ExplainerRows, config: ExplainerConfig | None = None, 
     grounds = [slots(p, a, probs, reason=cat) for p, a, probs, cat in zip(
         rows.portraits, rows.analyses, rows.reason_probs, rows.category, strict=True)]
     patterns = [_pattern(t, s) for t, s in zip(targets, grounds, strict=True)]
-    # Words that open a sentence once the writer's fillers are gone: the first words
-    # that recur at the start of sentences of two or more categories are fillers.
-    first_cats: dict[str, set[str]] = defaultdict(set)
-    for pat, cat in zip(patterns, rows.category, strict=True):
-        if pat.split():
-            first_cats[pat.split()[0].strip(",")].add(cat)
-    starters = {w for w in first_cats}
+    bare = [_bare(p) for p in patterns]
+    whole = set(bare)
+    canonical = [_canonical(p, whole) for p in bare]
     by_key: dict[str, list[int]] = defaultdict(list)
     by_element: dict[str, list[int]] = defaultdict(list)
     by_reason: dict[str, list[int]] = defaultdict(list)
@@ -219,8 +221,7 @@ def train_explainer(rows: ExplainerRows, config: ExplainerConfig | None = None, 
         sources: dict[str, set[int]] = defaultdict(set)
         for i in candidates:
             if (with_obj or "{obj}" not in patterns[i]) and not _cites_unseen(patterns[i]):
-                for v in _variants(patterns[i], starters):
-                    sources[v].add(i)
+                sources[canonical[i]].add(i)
         ranked = sorted(sources, key=lambda p: -len(sources[p]))[:c.max_candidates]
         top, top_score = "", -1.0
         for pat in ranked:
