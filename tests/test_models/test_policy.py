@@ -270,3 +270,31 @@ def test_ablation_runs_three_arms_on_the_same_heldout_rows(rows: list[PolicyRow]
         answers = [json.loads(x) for x in (tmp_path / f"answers-{arm}.jsonl").read_text()
                    .splitlines()]
         assert [a["row"] for a in answers] == [h["row"] for h in held]
+
+
+@pytest.mark.slow  # the GPU script's path on CPU: ~1 min unloaded
+def test_gpu_script_cpu_dry_run(rows: list[PolicyRow], tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gpu_sgrpo", Path(__file__).resolve().parents[2] / "bench" / "gpu_sgrpo.py")
+    assert spec is not None and spec.loader is not None
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    stash = tmp_path / "stash"
+    gpu.pack(stash, None, wheels=False, gguf=False)
+    for split, part in (("train", rows[:18]), ("heldout", rows[18:])):
+        (stash / f"rows-{split}.jsonl").write_text(
+            "".join(json.dumps(r.to_dict()) + "\n" for r in part))
+    # a big file travels in 48 MiB parts and comes back whole
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * (gpu.PART // 256 + 1000))
+    names = gpu._split(big, stash, "big")
+    assert len(names) == 2
+    assert gpu._join(stash, "big", tmp_path / "joined.bin").read_bytes() == big.read_bytes()
+    out = tmp_path / "out"
+    r = gpu.run(stash, out, cpu_dry_run=True, budget_s=600, teacher_rows=4)
+    assert set(r["arms"]) == {"sft", "grpo", "sgrpo"} and r["device"] == "cpu"
+    labels = [json.loads(x) for x in (out / "soft_labels.jsonl").read_text().splitlines()]
+    assert len(labels) == 4 and all(0.0 <= x["p_negative"] <= 1.0 for x in labels)
+    assert "| sgrpo |" in (out / "ablation.md").read_text()
