@@ -14,7 +14,7 @@ __all__ = ["ablation_config", "run_policy_command"]
 
 
 def ablation_config(policy: str, *, budget_s: float | None = None, steps: int | None = None,
-                    threads: int = 0) -> AblationConfig:
+                    threads: int = 0, rl_lr: float | None = None) -> AblationConfig:
     """The ablation's defaults per policy (pretrained ones: smaller steps, bf16-free CPU)."""
     from enf_core.reason_prompt import PromptConfig
     from models.policy.config import SFTSettings
@@ -30,13 +30,16 @@ def ablation_config(policy: str, *, budget_s: float | None = None, steps: int | 
         c = replace(c, budget_s=budget_s)
     if steps is not None:
         c = replace(c, rl=c.rl.with_(max_steps=steps))
+    if rl_lr is not None:
+        c = replace(c, rl=c.rl.with_(learning_rate=rl_lr))
     return c
 
 
 def run_policy_command(data_dir: Path, out_dir: Path, *, stage: str | None, ablation: bool,
                        policy: str, from_dir: Path | None, budget_s: float | None,
-                       steps: int | None, threads: int) -> dict[str, Any]:
-    c = ablation_config(policy, budget_s=budget_s, steps=steps, threads=threads)
+                       steps: int | None, threads: int,
+                       rl_lr: float | None = None) -> dict[str, Any]:
+    c = ablation_config(policy, budget_s=budget_s, steps=steps, threads=threads, rl_lr=rl_lr)
     if ablation:
         return run_ablation(data_dir, out_dir, c)
     if stage is None:
