@@ -45,7 +45,8 @@ bench: venv kafka
 	$(PY) bench/scorer_bench.py
 	$(PY) bench/video_bench.py
 
-# The agents on the default simulation: data (~25 s), training (~5 min), eval (~1 min).
+# The agents on the default simulation: data (~25 s), training (~5 min), eval (ENF + eight
+# baselines on four tasks: long on a loaded 2-core machine; --baselines picks fewer).
 data: venv
 	$(PY) -m streams.cli data simulate --out data/sim
 
