@@ -26,6 +26,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CandidatesEvent",
     "Event",
+    "EventChecks",
     "EventError",
     "FeedbackEvent",
     "ImpressionEvent",
@@ -69,16 +70,22 @@ class EventError(ValueError):
         super().__init__(f"{code}{at}{where}{message}")
 
 
-class _Checks:
-    """The limits of one decode call, with the timestamp window fixed at its start."""
+class EventChecks:
+    """``InputLimits`` prepared for decoding, with the timestamp window fixed at
+    ``now_ms``: build one per batch (``decode_events(..., checks=)``), not per message."""
 
-    __slots__ = ("charset", "limits", "ts_hi", "ts_lo")
+    __slots__ = ("charset", "limits", "max_id_len", "ts_hi", "ts_lo")
 
-    def __init__(self, limits: InputLimits, now_ms: int | None) -> None:
-        self.limits = limits
+    def __init__(self, limits: InputLimits | None = None, now_ms: int | None = None) -> None:
+        self.limits = limits = limits or DEFAULT_LIMITS
         now = int(time.time() * 1000) if now_ms is None else now_ms
         self.ts_lo, self.ts_hi = limits.ts_window(now)
         self.charset = ID_CHARSETS[limits.id_charset]
+        self.max_id_len = limits.max_id_len
+
+
+_Checks = EventChecks
+_MISSING: Final = object()
 
 
 # ----------------------------------------------------------------- field checks
@@ -92,6 +99,10 @@ def _get(obj: dict[str, Any], name: str) -> Any:
 
 
 def _check_id(value: Any, name: str, c: _Checks) -> str:
+    # The common case first, in one test (the portrait path decodes ~3 ids per event).
+    if type(value) is str and 0 < len(value) <= c.max_id_len and value.isprintable() \
+            and c.charset is None:
+        return value
     # Ints are not coerced: 7 and "7" would be two spellings of one user.
     if not isinstance(value, str):
         raise EventError(f"expected a string id, got {type(value).__name__}", field=name)
@@ -106,7 +117,13 @@ def _check_id(value: Any, name: str, c: _Checks) -> str:
 
 
 def _id(obj: dict[str, Any], name: str, c: _Checks) -> str:
-    return _check_id(_get(obj, name), name, c)
+    value = obj.get(name, _MISSING)
+    if type(value) is str and 0 < len(value) <= c.max_id_len and value.isprintable() \
+            and c.charset is None:
+        return value
+    if value is _MISSING:
+        raise EventError("missing required field", field=name)
+    return _check_id(value, name, c)
 
 
 def _ts(obj: dict[str, Any], c: _Checks) -> int:
@@ -118,7 +135,11 @@ def _ts(obj: dict[str, Any], c: _Checks) -> int:
 
 
 def _int(obj: dict[str, Any], name: str, *, lo: int = 0, hi: int = 1 << 62) -> int:
-    value = _get(obj, name)
+    value = obj.get(name, _MISSING)
+    if type(value) is int and lo <= value <= hi:
+        return value
+    if value is _MISSING:
+        raise EventError("missing required field", field=name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise EventError(f"expected an integer, got {type(value).__name__}", field=name)
     if isinstance(value, float):
@@ -373,7 +394,7 @@ def _parse_one(obj: Any, c: _Checks) -> list[Event]:
 
 
 def _checks(limits: InputLimits | None, now_ms: int | None) -> _Checks:
-    return _Checks(limits or DEFAULT_LIMITS, now_ms)
+    return _Checks(limits, now_ms)
 
 
 def parse_event(obj: Any, limits: InputLimits | None = None, *,
@@ -400,6 +421,10 @@ def check_key(key: bytes | None, events: list[Event]) -> None:
         text = key.decode("utf-8")
     except UnicodeDecodeError:
         raise EventError("the message key is not UTF-8", reason="key_mismatch") from None
+    if len(events) == 1:  # the common case, without the loop
+        e = events[0]
+        if (e.video_id if type(e) is VideoEvent else e.user_id) == text:  # type: ignore[union-attr]
+            return
     for i, e in enumerate(events):
         if key_field(e) != text:
             name = "video_id" if isinstance(e, VideoEvent) else "user_id"
@@ -409,14 +434,15 @@ def check_key(key: bytes | None, events: list[Event]) -> None:
 
 
 def decode_events(raw: bytes | None, limits: InputLimits | None = None, *,
-                  now_ms: int | None = None) -> list[Event]:
+                  now_ms: int | None = None, checks: EventChecks | None = None) -> list[Event]:
     """Decode one Kafka message value: an event object or an array (page) of them.
 
     Raises EventError for anything malformed or outside ``limits`` (the
-    defaults of ``InputLimits`` when None); a page is rejected whole, so that a
-    dead-letter record always corresponds to one message and its offset.
+    defaults of ``InputLimits`` when None; ``checks`` instead: prepared once per
+    batch); a page is rejected whole, so that a dead-letter record always
+    corresponds to one message and its offset.
     """
-    c = _checks(limits, now_ms)
+    c = checks or _checks(limits, now_ms)
     if raw is None:
         raise EventError("empty message (null value)")
     if len(raw) > c.limits.max_message_bytes:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from enf_core.events import Event, EventError, check_key, decode_events
+from enf_core.events import Event, EventChecks, EventError, check_key, decode_events
 from enf_core.limits import InputLimits
 from streams.stored import Quarantined
 
@@ -116,10 +116,10 @@ def decode_batch(messages: Sequence[Message], *, allowed: tuple[type, ...],
     user_id / video_id go to ``dead`` with the reason."""
     out = DecodedBatch()
     limits = limits or InputLimits()
-    now = now_ms()
+    checks = EventChecks(limits, now_ms())
     for msg in messages:
         try:
-            events = decode_events(msg.value, limits, now_ms=now)
+            events = decode_events(msg.value, checks=checks)
             for e in events:
                 if not isinstance(e, allowed):
                     raise EventError(f"event type {e.type!r} does not belong on {msg.topic}",
