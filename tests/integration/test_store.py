@@ -248,12 +248,16 @@ async def test_few_huge_pages_are_split_by_event_ids(redis_url: str) -> None:
     await store.close()
 
 
-async def test_a_call_that_times_out_is_retried_smaller(redis_url: str,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_call_that_times_out_is_retried_smaller(caplog: pytest.LogCaptureFixture) -> None:
     """A reply timeout far below what one 4,000-user call takes: the worker
     halves the call until it fits, instead of retrying the whole call forever;
-    nothing is applied twice (a call that landed late shows up as a conflict)."""
-    store = RedisStore(redis_url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}",
+    nothing is applied twice (a call that landed late shows up as a conflict).
+    Its own Redis without a password: with one, every reconnect's AUTH waits
+    behind the still-running call and 30 ms timeouts pile up (minutes, not seconds)."""
+    from streams.services import RedisConfig, start_redis
+
+    service = start_redis(RedisConfig(password=""))
+    store = RedisStore(service.url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}",
                                               max_users_per_call=4000, socket_timeout_s=0.03,
                                               retry_max_s=0.05))
     raws = [event("watch", event_id=f"e{i}", user_id=f"u{i}", video_id="v",
@@ -271,3 +275,4 @@ async def test_a_call_that_times_out_is_retried_smaller(redis_url: str,
     stored = await store.get_portrait("u3999")
     assert stored is not None and stored.to_dict() == ref.to_dict()
     await store.close()
+    service.stop()
