@@ -369,15 +369,14 @@ class RedisStore:
         for i, (keys, _args) in enumerate(units):
             groups.setdefault(key_slot(keys[0].encode()) if self.cluster else None,
                               []).append(i)
-        slots = [slot for slot in groups if slot is not None]
 
-        async def op() -> list[tuple[list[int], Any]]:
-            calls: list[tuple[int | None, list[int]]] = []
-            for slot, members in groups.items():
-                for start, end in split_calls([weights[i] for i in members],
-                                              limits[0], limits[1]):
-                    calls.append((slot, members[start:end]))
-            pipe = await self._epoch_pipeline(slots)
+        # After a timeout the calls also go one per round trip: a pipeline of
+        # many small calls is still one large write to the socket.
+        one_by_one = [False]
+
+        async def run_calls(calls: list[tuple[int | None, list[int]]]) -> list[Any]:
+            call_slots = sorted({slot for slot, _m in calls if slot is not None})
+            pipe = await self._epoch_pipeline(call_slots)
             for slot, members in calls:
                 keys = [k for i in members for k in units[i][0]] + tail_keys(slot)
                 args = head(len(members)) + [a for i in members for a in units[i][1]]
@@ -385,24 +384,37 @@ class RedisStore:
                     pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
                 else:
                     await script(keys=keys, args=args, client=pipe)
-            n_epochs = self._n_epochs(slots)
+            n_epochs = self._n_epochs(call_slots)
+            replies = await pipe.execute()
+            for seen in replies[:n_epochs]:
+                self._check_epoch(seen)
+            return list(replies[n_epochs:])
+
+        async def op() -> list[tuple[list[int], Any]]:
+            calls: list[tuple[int | None, list[int]]] = []
+            for slot, members in groups.items():
+                for start, end in split_calls([weights[i] for i in members],
+                                              limits[0], limits[1]):
+                    calls.append((slot, members[start:end]))
+            rounds = [[c] for c in calls] if one_by_one[0] else [calls]
+            replies: list[Any] = []
             try:
-                replies = await pipe.execute()
+                for batch in rounds:
+                    replies += await run_calls(batch)
             except NoScriptError:
                 await self.redis.script_load(script.script)  # every primary of a cluster
                 raise RedisConnectionError("script cache was empty: loaded it") from None
             except RedisTimeoutError:
+                one_by_one[0] = True
                 largest = max(len(members) for _slot, members in calls)
                 if largest > 1:  # halve the calls actually made, not just the limit
                     limits[0] = max(1, min(limits[0], largest) // 2)
                     limits[1] = max(1, limits[1] // 2)
                     log.warning("redis %s timed out in calls of up to %d users; retrying with "
-                                "up to %d", what, largest, limits[0])
+                                "up to %d, one call per round trip", what, largest, limits[0])
                 raise
-            for seen in replies[:n_epochs]:
-                self._check_epoch(seen)
             return [(members, reply) for (_slot, members), reply
-                    in zip(calls, replies[n_epochs:], strict=True)]
+                    in zip(calls, replies, strict=True)]
 
         return await self._retry(op, what)
 

@@ -249,27 +249,29 @@ async def test_few_huge_pages_are_split_by_event_ids(redis_url: str) -> None:
 
 
 async def test_a_call_that_times_out_is_retried_smaller(caplog: pytest.LogCaptureFixture) -> None:
-    """A reply timeout far below what one 4,000-user call takes: the worker
-    halves the call until it fits, instead of retrying the whole call forever;
-    nothing is applied twice (a call that landed late shows up as a conflict).
-    Its own Redis without a password: with one, every reconnect's AUTH waits
-    behind the still-running call and 30 ms timeouts pile up (minutes, not seconds)."""
+    """A reply timeout far below what one 20,000-user call takes (about a
+    second on an idle machine): the worker halves the call until it fits and
+    then sends one call per round trip, instead of retrying the whole call
+    forever; nothing is applied twice (a call that landed late shows up as a
+    conflict). Its own Redis without a password: with one, every reconnect's
+    AUTH waits behind the still-running call and short timeouts pile up."""
     from streams.services import RedisConfig, start_redis
 
+    n = 20_000
     service = start_redis(RedisConfig(password=""))
     store = RedisStore(service.url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}",
-                                              max_users_per_call=4000, socket_timeout_s=0.03,
+                                              max_users_per_call=n, socket_timeout_s=0.25,
                                               retry_max_s=0.05))
     raws = [event("watch", event_id=f"e{i}", user_id=f"u{i}", video_id="v",
-                  play_ms=i % 5000, duration_ms=5000, ts=T0 + i) for i in range(4000)]
+                  play_ms=i % 5000, duration_ms=5000, ts=T0 + i) for i in range(n)]
     msgs = [Message(r, f"u{i}".encode(), "t", 0, i) for i, r in enumerate(raws)]
     handler = PortraitHandler(store, ListSink(), dead_letter_topic="dlq", window_s=3600)
     with caplog.at_level("WARNING", logger="streams.store"):
-        res = await asyncio.wait_for(handler.handle(msgs), timeout=120)
+        res = await asyncio.wait_for(handler.handle(msgs), timeout=300)
     # A write that landed after its timeout reads back as already applied.
-    assert res.applied + res.duplicates == 4000
+    assert res.applied + res.duplicates == n
     assert "retrying with up to" in caplog.text
-    assert (await store.totals())["events"] == 4000
+    assert (await store.totals())["events"] == n
     ref = Portrait.new("u3999")
     apply_event(ref, WatchEvent("e3999", "u3999", "v", 3999, 5000, T0 + 3999), None)
     stored = await store.get_portrait("u3999")
