@@ -81,7 +81,7 @@ async def test_drop_keeps_the_budget_and_spares_cold_portraits(redis_url: str) -
         assert 0.0 <= s["p_negative"] <= 1.0
     exp = sink.records("exp")
     assert len(exp) == 1 and exp[0]["record_id"].endswith(":x")
-    assert exp[0]["explainer"] == "template" and exp[0]["text"]
+    assert exp[0]["explainer"] == "student" and exp[0]["text"]
     await store.close()
 
 
