@@ -142,14 +142,8 @@ class KafkaSecurity:
         return out
 
     def kafka_python(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python's KafkaAdminClient."""
-        out: dict[str, Any] = {"security_protocol": self.protocol}
-        if self.sasl:
-            out.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
-                       sasl_plain_password=self.password)
-        if self.tls:
-            out["ssl_context"] = self.ssl_context()
-        return out
+        """Keyword arguments for kafka-python's KafkaAdminClient: the same names as aiokafka's."""
+        return self.aiokafka()
 
     def faust(self) -> Any:
         """Faust's ``broker_credentials`` (None: plaintext)."""
