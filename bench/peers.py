@@ -224,10 +224,10 @@ def run_broker(kind: str, args: argparse.Namespace, workdir: Path) -> list[dict[
                     out[u] = orjson.loads(data)  # type: ignore[arg-type]
             return out
 
-        r.flushdb()
+        clear(r)
         row("aiokafka+redis", asyncio.run(ours()), check(stored(), ref))
         for engine in ("direct", "faust"):
-            r.flushdb()
+            clear(r)
             w = WorkerProcess(kafka_url=svc.kafka_url, redis_url=svc.redis_url, broker_kind=kind,
                               prefix=PREFIX, app_id=f"peers-{engine}",
                               log_path=workdir / f"{engine}.log",
@@ -239,6 +239,19 @@ def run_broker(kind: str, args: argparse.Namespace, workdir: Path) -> list[dict[
                 w.stop()
         r.close()
     return rows
+
+
+def clear(r: Any) -> None:
+    """Delete the bench's keys between peers. The embedded Redis renames FLUSHDB
+    away (a local process must not wipe state), so delete by prefix instead."""
+    batch = []
+    for key in r.scan_iter(match=f"{PREFIX}:*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            r.unlink(*batch)
+            batch.clear()
+    if batch:
+        r.unlink(*batch)
 
 
 def main() -> None:
