@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from streams.handlers.base import Message
 from streams.store import RedisStore, with_retry
@@ -33,16 +34,28 @@ log = logging.getLogger(__name__)
 EndOffsets = Callable[[Sequence[int]], Awaitable[dict[int, int]]]
 
 # KEYS: one per partition; ARGV: next offset, last ts per key. Never moves back
-# (two owners during a rebalance may both report).
+# (two owners during a rebalance may both report). A stored value that is not a
+# number (another tool, a half-written hash) or a key that is not a hash is
+# replaced: it used to fail the script, and so every batch, for good.
 _RECORD = """
 for i, key in ipairs(KEYS) do
   local off, ts = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local cur = redis.call('HMGET', key, 'o', 't')
-  if not cur[1] or tonumber(cur[1]) < off then redis.call('HSET', key, 'o', off) end
-  if not cur[2] or tonumber(cur[2]) < ts then redis.call('HSET', key, 't', ts) end
+  local cur = redis.pcall('HMGET', key, 'o', 't')
+  if cur['err'] then redis.call('DEL', key); cur = {false, false} end
+  local o, t = tonumber(cur[1] or ''), tonumber(cur[2] or '')
+  if not o or o < off then redis.call('HSET', key, 'o', off) end
+  if not t or t < ts then redis.call('HSET', key, 't', ts) end
 end
 return 1
 """
+
+
+def _int(raw: Any) -> int:
+    """A stored position field; 0 (nothing recorded) when absent or not an integer."""
+    try:
+        return int(raw or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +98,12 @@ class PartitionPositions:
             pipe = self.store.redis.pipeline(transaction=False)
             for p in partitions:
                 pipe.hmget(self.key(p), "o", "t")
-            return await pipe.execute()  # type: ignore[no-any-return]
+            return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
 
         replies = await with_retry(op, what="read partition positions",
                                    max_backoff_s=self.store.config.retry_max_s)
-        return {p: (int(o or 0), int(t or 0)) for p, (o, t) in zip(partitions, replies,
-                                                                      strict=True)}
+        return {p: (_int(r[0]), _int(r[1])) if isinstance(r, list) else (0, 0)
+                for p, r in zip(partitions, replies, strict=True)}
 
     async def wait(self, requests: Sequence[tuple[int, int]], end_offsets: EndOffsets,
                    wait_s: float, poll_s: float = 0.005) -> list[Staleness]:

@@ -49,6 +49,7 @@ from redis.exceptions import (
     ClusterError,
     MovedError,
     NoScriptError,
+    ResponseError,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -75,12 +76,26 @@ _RETRYABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, Connect
 # Python time on every argument it encodes.
 SEP = "\x1f"
 
+# A stored CAS version ``v``: its integer value, 0 when absent, -1 when it is not
+# a decimal integer of at most 15 digits (written by another tool, half written),
+# -2 when the portrait key is not a hash. The write expects -1 / -2 back for such
+# a user (RedisStore.read_for_update reports them; the handler quarantines them)
+# and replaces the value, so a foreign ``v`` can never make the CAS conflict forever.
+_VERSION_LUA = """
+local function version(raw)
+  if type(raw) == 'table' then return -2 end
+  if not raw then return 0 end
+  if #raw > 15 or not string.match(raw, '^%d+$') then return -1 end
+  return tonumber(raw)
+end
+"""
+
 # KEYS: per user [portrait, applied] ... then the metric window key.
 # ARGV: n_users, keep, ttl, metric_ttl, then per user 10 values:
 #   expected_version, new_version, data, vec, ts, n, qsr, ids (joined), metrics
 #   ("name=delta" joined), wm ("" keeps the stored one).
 # Returns the 1-based indices of users whose version had moved (not written).
-_CAS_SCRIPT = """
+_CAS_SCRIPT = _VERSION_LUA + """
 local n = tonumber(ARGV[1])
 local keep = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
@@ -94,17 +109,21 @@ for i = 1, n do
   local akey = KEYS[2 * i]
   local expected = tonumber(ARGV[a])
   local newv = ARGV[a + 1]
-  local current = tonumber(redis.call('HGET', pkey, 'v') or '0')
+  local current = version(redis.pcall('HGET', pkey, 'v'))
   if current ~= expected then
     table.insert(conflicts, i)
   else
+    if current == -2 then redis.call('DEL', pkey) end
     redis.call('HSET', pkey, 'v', newv, 'data', ARGV[a + 2], 'vec', ARGV[a + 3],
                'ts', ARGV[a + 4], 'n', ARGV[a + 5], 'qsr', ARGV[a + 6])
     if ARGV[a + 9] ~= '' then redis.call('HSET', pkey, 'wm', ARGV[a + 9]) end
     if ttl > 0 then redis.call('EXPIRE', pkey, ttl) end
     local nids = 0
     for id in string.gmatch(ARGV[a + 7], '[^\\31]+') do
-      redis.call('ZADD', akey, newv, id)
+      if type(redis.pcall('ZADD', akey, newv, id)) == 'table' then  -- not a sorted set
+        redis.call('DEL', akey)
+        redis.call('ZADD', akey, newv, id)
+      end
       nids = nids + 1
     end
     if nids > 0 then
@@ -112,7 +131,11 @@ for i = 1, n do
       if ttl > 0 then redis.call('EXPIRE', akey, ttl) end
     end
     for name, delta in string.gmatch(ARGV[a + 8], '([^\\31=]+)=(-?%d+)') do
-      redis.call('HINCRBY', mkey, name, delta)
+      if type(redis.pcall('HINCRBY', mkey, name, delta)) == 'table' then
+        -- a counter that is not an integer (or a window that is not a hash) restarts
+        if redis.call('TYPE', mkey)['ok'] ~= 'hash' then redis.call('DEL', mkey) end
+        redis.call('HSET', mkey, name, delta)
+      end
       counted = true
     end
   end
@@ -127,20 +150,25 @@ return conflicts
 # Returns per user {version or false, data (false when the caller's copy is
 # current), {1|0 per id: already applied}, wm or false}.
 # One command instead of two per user: redis-py spends ~50 µs of Python per command.
-_READ_SCRIPT = """
+_READ_SCRIPT = _VERSION_LUA + """
 local n = tonumber(ARGV[1])
 local a = 2
 local out = {}
 for i = 1, n do
   local pkey = KEYS[2 * i - 1]
   local akey = KEYS[2 * i]
-  local head = redis.call('HMGET', pkey, 'v', 'wm')
+  local head = redis.pcall('HMGET', pkey, 'v', 'wm')
+  if head['err'] then head = {-2, false} end  -- not a hash (an integer reply): the CAS replaces it
   local v = head[1]
   local data = false
-  if v and tonumber(v) ~= tonumber(ARGV[a + 1]) then data = redis.call('HGET', pkey, 'data') end
+  local sv = v and v ~= -2 and version(v)
+  if sv and (sv < 0 or sv ~= tonumber(ARGV[a + 1])) then
+    data = redis.call('HGET', pkey, 'data')
+  end
   local flags = {}
   for id in string.gmatch(ARGV[a], '[^\\31]+') do
-    if redis.call('ZSCORE', akey, id) then table.insert(flags, 1) else table.insert(flags, 0) end
+    local hit = redis.pcall('ZSCORE', akey, id)  -- an id set of the wrong type: none applied
+    if hit and type(hit) ~= 'table' then table.insert(flags, 1) else table.insert(flags, 0) end
   end
   a = a + 2
   out[i] = {v, data, flags, head[2]}
@@ -453,7 +481,15 @@ class RedisStore:
         for uid, (version_raw, data, flags, wm) in zip(users, replies, strict=True):
             ids = user_events[uid]
             applied = {eid for eid, f in zip(ids, flags, strict=True) if f}
-            version = int(version_raw) if version_raw else 0
+            version = stored_version(version_raw)
+            if version < 0:  # the CAS expects this token back and replaces the value
+                if quarantine is None:
+                    raise StoredValueError(f"{self.portrait_key(uid)}: unusable version")
+                quarantine.append(Quarantined(
+                    self.portrait_key(uid), None if version == -2 else bytes(version_raw),
+                    "stored portrait key is not a hash: replaced by a new portrait"
+                    if version == -2 else "stored portrait version 'v' is not an integer: "
+                    "replaced (the portrait continues from its data when that is usable)"))
             portrait: Portrait | None
             if data:
                 try:
@@ -463,7 +499,7 @@ class RedisStore:
                         raise
                     quarantine.append(Quarantined(self.portrait_key(uid), data, str(exc)))
                     portrait = None
-            elif version and uid in cached:
+            elif version > 0 and uid in cached:
                 portrait = cached[uid]  # Redis confirmed it is current
             else:
                 portrait = None
@@ -482,11 +518,18 @@ class RedisStore:
             pipe = self.redis.pipeline(transaction=False)
             for vid in video_ids:
                 pipe.hget(self.video_key(vid), "data")
-            return await pipe.execute()
+            return await pipe.execute(raise_on_error=False)
 
         replies = await self._retry(op, "read videos")
         out: dict[str, VideoAnalysis] = {}
         for vid, data in zip(video_ids, replies, strict=True):
+            if isinstance(data, Exception):  # a video key that is not a hash
+                _raise_unless_wrongtype(data)
+                if quarantine is None:
+                    raise data
+                quarantine.append(Quarantined(self.video_key(vid), None,
+                                              "stored video key is not a hash"))
+                continue
             if not data:
                 continue
             try:
@@ -586,34 +629,47 @@ class RedisStore:
                 pipe.hmget(self.portrait_key(uid), "vec", "data")
             for vid in video_ids:
                 pipe.hmget(self.video_key(vid), "vec", "data")
-            replies = await pipe.execute()
+            replies = await pipe.execute(raise_on_error=False)
             n_epochs = self._n_epochs(slots)
             for seen in replies[:n_epochs]:
+                if isinstance(seen, Exception):
+                    raise seen
                 self._check_epoch(seen)
             return replies[n_epochs:]
 
         replies = await self._retry(op, "read for scoring")
+        # A key that is not a hash reads as (b"", b""): its vector has the wrong
+        # size and its data is not JSON, so the scorer quarantines it.
+        rows: list[tuple[bytes | None, bytes | None]] = []
+        for r in replies:
+            if isinstance(r, Exception):
+                _raise_unless_wrongtype(r)
+                rows.append((b"", b""))
+            else:
+                rows.append((r[0], r[1]))
         n = len(user_ids)
-        return ([tuple(r) for r in replies[:n]],  # type: ignore[misc]
-                [tuple(r) for r in replies[n:]])  # type: ignore[misc]
+        return rows[:n], rows[n:]
 
     # --------------------------------------------------------------- metrics
     async def read_window(self, window_start: int) -> dict[str, int]:
+        """A window's counters; one that is not an integer (or a window key that
+        is not a hash) is left out with a warning, never fails the monitor."""
         if not self.cluster:
-            raw = await self._retry(lambda: self.redis.hgetall(self.metric_key(window_start)),
-                                    "read window")
-            return {_text(k): int(v) for k, v in raw.items()}
+            async def one() -> Any:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hgetall(self.metric_key(window_start))
+                return (await pipe.execute(raise_on_error=False))[0]
+
+            return _counters([await self._retry(one, "read window")], window_start)
 
         async def op() -> dict[str, int]:
             slots = await self.redis.smembers(self.window_slots_key(window_start))
             pipe = self.redis.pipeline(transaction=False)
-            for slot in sorted(int(x) for x in slots):
-                pipe.hgetall(self.metric_key(window_start, slot))
-            out: dict[str, int] = {}
-            for raw in await pipe.execute() if slots else []:
-                for k, v in raw.items():
-                    out[_text(k)] = out.get(_text(k), 0) + int(v)
-            return out
+            for slot in sorted(_int_or(x, -1) for x in slots):
+                if 0 <= slot < _SLOTS:
+                    pipe.hgetall(self.metric_key(window_start, slot))
+            return _counters(await pipe.execute(raise_on_error=False) if slots else [],
+                             window_start)
 
         return await self._retry(op, "read window")
 
@@ -628,9 +684,10 @@ class RedisStore:
         """Sum of all metric windows still in Redis (for summaries and tests)."""
         totals: dict[str, int] = {}
         async for key in self.redis.scan_iter(match=f"{self.config.prefix}:m:*", count=1000):
-            raw = await self.redis.hgetall(key)
-            for k, v in raw.items():
-                totals[_text(k)] = totals.get(_text(k), 0) + int(v)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(key)
+            for k, v in _counters(await pipe.execute(raise_on_error=False), key).items():
+                totals[k] = totals.get(k, 0) + v
         return totals
 
 
@@ -677,6 +734,19 @@ def split_calls(weights: Sequence[int], max_units: int, max_weight: int
     return spans
 
 
+def stored_version(raw: bytes | int | None) -> int:
+    """What the scripts' ``version()`` makes of a stored ``v`` (see _VERSION_LUA):
+    the integer, 0 when absent, -1 when not a decimal integer of at most 15
+    digits, -2 when the read script found the portrait key not a hash."""
+    if isinstance(raw, int):
+        return raw
+    if not raw:
+        return 0 if raw is None else -1
+    if len(raw) > 15 or not raw.isdigit():
+        return -1
+    return int(raw)
+
+
 def _redact(url: str) -> str:
     """The URL without its password (credentials never reach logs)."""
     from urllib.parse import urlsplit, urlunsplit
@@ -687,6 +757,36 @@ def _redact(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _raise_unless_wrongtype(exc: Exception) -> None:
+    """A WRONGTYPE reply is a bad stored value (quarantined); anything else is not."""
+    if not (isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE")):
+        raise exc
+
+
+def _int_or(raw: Any, default: T) -> int | T:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return default
+
+
+def _counters(replies: Sequence[Any], where: object) -> dict[str, int]:
+    """Summed HGETALL replies of metric hashes, skipping what is not an integer
+    counter (another tool's value; the CAS script restarts such a counter)."""
+    out: dict[str, int] = {}
+    for raw in replies:
+        if not isinstance(raw, dict):
+            log.warning("metric window %s is not a hash: %s", where, raw)
+            continue
+        for k, v in raw.items():
+            n = _int_or(v, None)
+            if n is None:
+                log.warning("metric window %s: counter %r is not an integer: %r", where, k, v)
+                continue
+            out[_text(k)] = out.get(_text(k), 0) + n
+    return out
 
 
 def _text(value: bytes | str) -> str:

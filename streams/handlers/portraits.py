@@ -176,14 +176,23 @@ class PortraitHandler:
             analyses = await self._analyses({e.video_id for evs in todo.values() for e in evs
                                              if not isinstance(e, UserProfileEvent)}, bad)
             raw_states = await self.store.read_for_update(ids, self._portraits, bad)
+            states: dict[str, UserState] = {}
+            tokens: dict[str, int] = {}  # users whose stored v is unusable: the CAS token
+            for uid, (v, p, a, wm) in raw_states.items():
+                if v < 0:  # quarantined by the store; continue from the data's version
+                    tokens[uid], v = v, (p.version if p is not None else 0)
+                pos = parse_wm(wm)
+                if wm and pos is None:  # ids decide; the write records a sound one
+                    bad.append(Quarantined(self.store.portrait_key(uid), bytes(wm),
+                                           "stored watermark 'wm' is unreadable: ignored"))
+                states[uid] = UserState(v, p, frozenset(a), pos)
             pending += await self.dead.quarantine(bad)
-            states = {uid: UserState(v, p, frozenset(a), parse_wm(wm))
-                      for uid, (v, p, a, wm) in raw_states.items()}
             plans = plan_updates(todo, states, analyses, self.config, positions, snapshot_at)
-            writes = [PortraitWrite(p.portrait, p.expected_version, tuple(p.applied_ids),
+            writes = [PortraitWrite(p.portrait, tokens.get(uid, p.expected_version),
+                                    tuple(p.applied_ids),
                                     dict(p.metrics) if self.count_metrics else {},
                                     format_wm(p.wm) if p.wm else "")
-                      for p in plans.values() if p.applied_ids]
+                      for uid, p in plans.items() if p.applied_ids]
             moved = set(await self.store.write_portraits(writes, self.window_start()))
             for uid, plan in plans.items():
                 if uid in moved:

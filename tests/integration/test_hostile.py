@@ -43,6 +43,8 @@ def test_no_message_or_stored_value_stops_the_worker(broker: Any, redis_url: str
     r = redis.Redis.from_url(redis_url)
     # A portrait half-written by another tool, before the worker ever reads it.
     r.hset(f"{topic_prefix}:p:{{ucorrupt}}", mapping={"v": 2, "data": b'{"user_id": "uc'})
+    # A CAS version that is not an integer: the CAS used to conflict forever (exit 70).
+    r.hset(f"{topic_prefix}:p:{{uversion}}", mapping={"v": b"2.5"})
     media = tmp_path / "media"
     media.mkdir()
     if CLIP.is_file():
@@ -83,6 +85,7 @@ def test_no_message_or_stored_value_stops_the_worker(broker: Any, redis_url: str
             (topics.user_events, b"u1", huge),
             (topics.videos, b"vhuge", bad_video),
             (topics.user_events, b"ucorrupt", _watch("ucorrupt", "c1")),
+            (topics.user_events, b"uversion", _watch("uversion", "cv1")),
             (topics.user_events, b"u2", _watch("u1", "wrongkey")),
             (topics.user_events, None, _watch("u1", "nokey")),
             (topics.user_events, b"u1", _watch("u1", "y9999", ts=253_402_300_799_000)),
@@ -93,14 +96,15 @@ def test_no_message_or_stored_value_stops_the_worker(broker: Any, redis_url: str
                                              user_id="u1", video_ids=["v0"] * 50, ts=NOW)),
         ])
         wait_until(lambda: _applied(r, topic_prefix, "u1") == 5
-                   and _applied(r, topic_prefix, "ucorrupt") == 1, timeout_s=90,
+                   and _applied(r, topic_prefix, "ucorrupt") == 1
+                   and _applied(r, topic_prefix, "uversion") == 1, timeout_s=90,
                    what="valid events after the hostile ones", worker=worker)
         # 50 copies of one candidate are one candidate row (so at most one suppression).
         wait_until(lambda: worker.metrics().get("enf_candidates_scored_total"), timeout_s=30,
                    what="the candidates request scored", worker=worker)
         assert worker.metrics()["enf_candidates_scored_total"] == 1
-        dead = consume(broker.bootstrap, topics.dead_letters, 8, timeout_s=30)
-        assert len(dead) == 8 and worker.metrics()["enf_dead_letters_total"] == 7  # + 1 quarantine
+        dead = consume(broker.bootstrap, topics.dead_letters, 9, timeout_s=30)
+        assert len(dead) == 9 and worker.metrics()["enf_dead_letters_total"] == 7  # + 2 quarantine
         # The exact original bytes: a null value stays null (it used to become b"").
         assert [d.value for d in dead if b"null value" in dict(d.headers)["enf.error"]] == [None]
         errors = sorted(dict(d.headers)["enf.error"].decode() for d in dead)
@@ -116,7 +120,8 @@ def test_no_message_or_stored_value_stops_the_worker(broker: Any, redis_url: str
         assert int(h["enf.source.offset"]) == 0 and h["enf.source.partition"]
         assert b"frame_features" in dict(by_source[topics.videos].headers)["enf.error"]
         quarantined = [d for d in dead if "enf.quarantine.key" in dict(d.headers)]
-        assert [d.value for d in quarantined] == [b'{"user_id": "uc']
+        assert sorted(d.value for d in quarantined) == [b"2.5", b'{"user_id": "uc']
+        assert r.hget(f"{topic_prefix}:p:{{uversion}}", "v") == b"1"
         assert worker.alive()
         _check_web(worker, redis_url)
     finally:

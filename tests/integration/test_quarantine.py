@@ -131,3 +131,66 @@ def test_an_analysis_that_overflows_is_recorded_as_failed() -> None:
 
     a = safe_analyze(Overflowing(), VideoEvent("e", "v", "t", 1000, 0))
     assert a.extra["error"] and np.isfinite(a.topics).all()
+
+
+async def test_stored_fields_that_are_not_integers_never_fail_a_batch(redis_url: str) -> None:
+    """A portrait whose CAS version ``v`` is not an integer (another tool, a
+    half-written hash) used to fail every batch that touched it, and the Lua CAS
+    never matched it (exit 70 on every restart); likewise a watermark, an id set,
+    a metric counter or a partition position of the wrong shape or type."""
+    from streams.positions import PartitionPositions
+
+    store, sink = _store(redis_url), ListSink()
+    await store.put_videos([VideoAnalysis.neutral("v0")], ts=1)
+    good = PortraitHandler(store, sink, dead_letter_topic="dlq")
+    await good.handle([_watch("keep", "k1"), _watch("keep", "k2")])  # a sound portrait...
+    await store.redis.hset(store.portrait_key("keep"), "v", b"2.0x")  # ...with a broken v
+    await store.redis.hset(store.portrait_key("text"), mapping={"v": b"abc", "data": b"{"})
+    await store.redis.hset(store.portrait_key("float"), mapping={"v": b"1.5"})
+    await store.redis.hset(store.portrait_key("huge"), mapping={"v": b"9" * 30})
+    await store.redis.hset(store.portrait_key("neg"), mapping={"v": b"-3"})
+    await store.redis.set(store.portrait_key("str"), b"not a hash")  # the wrong type
+    await store.redis.hset(store.portrait_key("wm"), mapping={"v": 0, "wm": b"x:y:z"})
+    await store.redis.set(store.applied_key("ids"), b"not a sorted set")
+    window = good.window_start()
+    await store.redis.hset(store.metric_key(window), mapping={"events": b"lots", "x": b"?"})
+    await store.redis.rpush(store.video_key("vlist"), b"not a hash")
+    positions = PartitionPositions(store, "ue")
+    await store.redis.hset(positions.key(0), mapping={"o": b"ten", "t": b"later"})
+    handler = PortraitHandler(store, sink, dead_letter_topic="dlq", positions=positions)
+    users = ["keep", "text", "float", "huge", "neg", "str", "wm", "ids", "fine"]
+    msgs = [Message(m.value, m.key, "ue", 0, 100 + i, 1)
+            for i, m in enumerate(_watch(u, f"{u}-e", "vlist" if u == "fine" else "v0")
+                                  for u in users)]
+    result = await handler.handle(msgs)
+    assert result.applied == len(users) and result.conflicts == 0
+    kept = await store.get_portrait("keep")
+    # A portrait whose data is sound keeps its events and continues from its own version.
+    assert kept is not None and kept.n_events == 3 and kept.version == 3
+    for uid in users[1:]:
+        p = await store.get_portrait(uid)
+        assert p is not None and p.n_events == 1, uid
+        assert int(await store.redis.hget(store.portrait_key(uid), "v")) == p.version
+    assert (await store.read_for_update({"ids": ["ids-e"]}))["ids"][2] == {"ids-e"}
+    # A redelivery is still recognised (the watermark was rewritten).
+    again = await handler.handle(msgs)
+    assert again.applied == 0 and again.duplicates == len(users)
+    totals = await store.read_window(window)
+    assert totals["events"] >= len(users) and "x" not in totals
+    assert (await positions.read([0]))[0][0] == 100 + len(users)
+    # The scorer reads the same keys: a portrait or video key of the wrong type is unknown.
+    await store.redis.set(store.portrait_key("str2"), b"not a hash")
+    scorer = ScoringHandler(store, sink, _NanRows(set()), suppressions_topic="sup",
+                            explanations_topic="exp", dead_letter_topic="dlq",
+                            policy=SuppressionPolicy.unlimited(0.0))
+    scored = await scorer.handle([Message(event(
+        "candidates", event_id="c", request_id="r", user_id=u, video_ids=["v0", "vlist"],
+        ts=1_700_000_000_000), u.encode()) for u in ("fine", "str2")])
+    assert scored.unknown_videos == 2
+    quarantined = {h["enf.quarantine.key"].decode(): v for _, v, h in sink.on("dlq")}
+    assert {store.video_key("vlist"), store.portrait_key("str2")} <= set(quarantined)
+    for uid in ("keep", "text", "float", "huge", "neg", "str", "wm"):
+        assert store.portrait_key(uid) in quarantined, uid
+    assert quarantined[store.portrait_key("keep")] == b"2.0x"
+    assert quarantined[store.portrait_key("wm")] == b"x:y:z"
+    await store.close()
