@@ -60,6 +60,7 @@ async def read_topic_to_end(cfg: WorkerConfig, topic: str,
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(cfg.kafka_url), group_id=None,
+        **cfg.kafka_security().aiokafka(),
         enable_auto_commit=False, auto_offset_reset="earliest",
         max_partition_fetch_bytes=cfg.consumer_max_fetch_size,
         fetch_max_wait_ms=cfg.fetch_max_wait_ms or (20 if cfg.broker_kind == "tansu" else 500))
@@ -113,7 +114,8 @@ async def _partitions(cfg: WorkerConfig, topic: str) -> list[int]:
 
     from streams.services import bootstrap_servers
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(cfg.kafka_url))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(cfg.kafka_url),
+                                **cfg.kafka_security().aiokafka())
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -126,7 +128,13 @@ async def _partitions(cfg: WorkerConfig, topic: str) -> list[int]:
 async def rebuild_portraits(cfg: WorkerConfig, *, analyzer: Any = None,
                             progress: Callable[[str, int, int], None] | None = None
                             ) -> dict[str, Any]:
-    """Replay videos then user events into Redis; returns a JSON-able summary."""
+    """Replay videos then user events into Redis; returns a JSON-able summary.
+
+    The handlers get the worker's settings (``cfg``: the same ``ENF_`` variables):
+    its input limits (so the rebuild accepts exactly what the workers accepted; the
+    defaults used to dead-letter, e.g., every event of a deployment that turned the
+    key check off), its media policy and analysis timeout, and its Kafka and Redis
+    credentials."""
     from enf_core.portrait import PortraitConfig
     from streams.app import load_analyzer
     from streams.handlers.portraits import PortraitHandler
@@ -135,7 +143,7 @@ async def rebuild_portraits(cfg: WorkerConfig, *, analyzer: Any = None,
 
     start = time.monotonic()
     topics = cfg.topics
-    store = RedisStore(cfg.redis_url, StoreConfig(
+    store = RedisStore(cfg.redis_connection_url(), StoreConfig(
         prefix=cfg.topic_prefix, applied_ids_per_user=cfg.applied_ids_per_user,
         portrait_ttl_s=cfg.portrait_ttl_s, retry_max_s=cfg.redis_retry_max_s,
         socket_timeout_s=cfg.redis_timeout_s, max_users_per_call=cfg.max_users_per_call,
@@ -143,8 +151,10 @@ async def rebuild_portraits(cfg: WorkerConfig, *, analyzer: Any = None,
     sink = NullSink()
     try:
         epoch = await store.reset_epoch()
+        limits = cfg.input_limits()
         videos = VideoHandler(store, sink, analyzer or load_analyzer(cfg),
-                              dead_letter_topic=topics.dead_letters)
+                              dead_letter_topic=topics.dead_letters, limits=limits,
+                              media=cfg.media_policy(), analysis_timeout_s=cfg.video_timeout_s)
         counts = {"analyzed": 0, "failed": 0}
 
         async def video_batch(msgs: list[Message]) -> None:
@@ -156,7 +166,7 @@ async def rebuild_portraits(cfg: WorkerConfig, *, analyzer: Any = None,
                                     progress and (lambda d, t: progress("videos", d, t)))
         portraits = PortraitHandler(store, sink, dead_letter_topic=topics.dead_letters,
                                     config=PortraitConfig(quick_swipe_ratio=cfg.quick_swipe_ratio),
-                                    count_metrics=False)
+                                    count_metrics=False, limits=limits)
         ev = {"events": 0, "applied": 0, "duplicates": 0}
 
         async def event_batch(msgs: list[Message]) -> None:

@@ -140,3 +140,29 @@ def test_redis_restarted_without_persistence_is_detected_and_rebuilt(
     finally:
         worker.stop()
         service.stop()
+
+
+def test_rebuild_applies_the_workers_input_limits(broker: Any, redis_url: str,
+                                                  topic_prefix: str) -> None:
+    """``enf portraits rebuild`` reads the same ``ENF_`` limits as the worker. It
+    used the defaults: with the key check turned off (``ENF_CHECK_KEYS=false``)
+    every event keyed otherwise was dead-lettered by the rebuild and lost, and a
+    page over ``ENF_MAX_PAGE_EVENTS`` that the workers refused was applied."""
+    import asyncio
+
+    from streams.config import WorkerConfig
+    from streams.handlers.videos import NeutralAnalyzer
+    from streams.rebuild import rebuild_portraits
+
+    topics = TopicNames(topic_prefix)
+    rekeyed = [(topics.user_events, b"session-1", v) for _k, v in _events("k", 1, 3)]
+    page = b"[" + b",".join(v for _k, v in _events("p", 3, 5)[10:]) + b"]"  # u2: 5 events
+    produce(broker.bootstrap, [*rekeyed, (topics.user_events, b"u2", page)])
+    env = {"ENF_KAFKA_URL": broker.kafka_url, "ENF_REDIS_URL": redis_url,
+           "ENF_BROKER_KIND": broker.kind, "ENF_TOPIC_PREFIX": topic_prefix,
+           "ENF_CHECK_KEYS": "false", "ENF_MAX_PAGE_EVENTS": "4"}
+    summary = asyncio.run(rebuild_portraits(WorkerConfig.from_env(env),
+                                            analyzer=NeutralAnalyzer()))
+    assert summary["user_events"]["messages"] == 4
+    stored = _stored(redis.Redis.from_url(redis_url), topic_prefix)
+    assert set(stored) == {"u0"} and stored["u0"]["n_events"] == 3
