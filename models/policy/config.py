@@ -9,6 +9,12 @@ correction), clipping ε = 0.2, G = 8, group-normalised advantages, and
 ``multi_objective_aggregation="sum_then_normalize"`` (the other mode normalises
 each reward separately and would undo the gate).
 
+TRL scores every log-probability (policy, old policy, reference) at
+``softmax(logits / temperature)``: the ratio and the KL are those of the
+*sampling* policy, which is the paper's objective at its T = 1 and its natural
+reading at ours. ``tests/test_models/test_sgrpo_policy.py`` pins this against a
+written-out reference of the paper's advantage, loss and gradients.
+
 Defaults are those of the tiny CPU policy and were chosen to make learning
 visible on CPU in minutes (why each differs from the paper is noted beside it).
 """
