@@ -11,8 +11,9 @@ explanation against the written reason of each held-out dislike, and the share
 of answers that parse. The explainers are compared on the same dislikes:
 ``template`` (``enf_core.reason.explain`` over the default scorer's verdict),
 ``fixed_phrase`` (one most representative train reason per predicted category),
-``student`` (the distilled explanation student, when ``models.distill`` is there)
-and ``policy`` (the S-GRPO arm's explanations).
+``student`` (the shipped model's explanation student) and ``policy`` (the S-GRPO
+arm's explanations), through ``models.distill.explainer.evaluate_explainers`` on
+the test split's stated dislikes.
 """
 
 from __future__ import annotations
@@ -99,46 +100,36 @@ def explainer_rouge(rows: Sequence[PolicyRow], texts: Sequence[str]) -> dict[str
     return _rouge3([(t, r.reason_text) for r, t in zip(rows, texts, strict=True) if r.reason_text])
 
 
-def _baseline_explainers(data_dir: Path, train: Sequence[PolicyRow],
-                         rows: Sequence[PolicyRow]) -> dict[str, dict[str, float] | None]:
-    """template and fixed_phrase over the default scorer's verdict; student if it exists."""
-    from enf_core.reason import explain
-    from enf_core.taxonomy import REASONS
+def _explainers(data_dir: Path, heldout: Sequence[PolicyRow], policy_texts: Sequence[str],
+                policy_dir: Path, c: AblationConfig) -> dict[str, Any]:
+    """The ``explainers`` block: ``models.distill.explainer.evaluate_explainers`` on the
+    test split's stated dislikes (template, fixed_phrase, the shipped model's student)
+    with the S-GRPO arm's explanations as ``policy`` (docs/interfaces.md).
+
+    The policy's sentence for a held-out row is the one the arm's evaluation already
+    wrote; a stated dislike outside the held-out mix is asked once, from the portrait
+    the evaluation passes (no demographics, as ``PolicyTeacher``)."""
+    from enf_core.reason_prompt import build_prompt
     from models.dataset_features import dataset_features
-    from models.policy.data import portrait_from_vector
+    from models.distill.explainer import evaluate_explainers
     from models.runtime import ScorerRuntime
 
-    f = dataset_features(data_dir)
-    idx = np.array([r.row for r in rows], np.int64)
+    known = {(r.user_id, r.video_id): t for r, t in zip(heldout, policy_texts, strict=True)}
+    runner: list[PolicyRunner] = []
+
+    def policy(portrait: Any, analysis: Any, p_negative: float,
+               reason_probs: Sequence[float]) -> str:
+        key = (portrait.user_id, analysis.video_id)
+        if key not in known:
+            if not runner:
+                runner.append(PolicyRunner(policy_dir, c.runner))
+            known[key] = runner[0].judge([build_prompt(portrait, analysis, c.prompt)])[0] \
+                .explanation
+        return known[key]
+
     scorer = ScorerRuntime(Path(__file__).resolve().parents[1] / "default", prefer_gpu=False)
-    p_neg, probs = scorer.score(f.portraits[idx], f.video_vectors(idx))
-    template = [explain(portrait_from_vector(f.portraits[i], r.user_id), f.analyses[r.video_id],
-                        float(pn), list(pr)).text
-                for i, r, pn, pr in zip(idx, rows, p_neg, probs, strict=True)]
-    # one most representative written reason per category: the train reason with the
-    # highest mean ROUGE against the other train reasons of its category
-    phrase: dict[str, str] = {}
-    for reason in REASONS:
-        texts = sorted({r.reason_text for r in train if r.reason == reason.value and r.reason_text})
-        if not texts:
-            phrase[reason.value] = ""
-            continue
-        pool = texts[:60]
-        phrase[reason.value] = max(pool, key=lambda t: float(np.mean(
-            [sum(rouge_mean(t, o)) / 3 for o in pool if o != t] or [0.0])))
-    fixed = [phrase[REASONS[int(np.argmax(pr))].value] for pr in probs]
-    out: dict[str, dict[str, float] | None] = {"template": explainer_rouge(rows, template),
-                                                "fixed_phrase": explainer_rouge(rows, fixed),
-                                                "student": None}
-    try:  # the distillation's explanation student (issue 8, items 4-5), when it has landed
-        from models.distill import explanation_texts  # type: ignore[attr-defined]
-    except ImportError:
-        return out
-    try:
-        out["student"] = explainer_rouge(rows, explanation_texts(data_dir, [r.row for r in rows]))
-    except Exception as exc:  # another owner's code: report it, do not fail the run
-        log.warning("explanation student not evaluated: %s", exc)
-    return out
+    return evaluate_explainers(dataset_features(data_dir), data_dir, scorer,
+                               extra={"policy": policy})
 
 
 class _Deadline:
@@ -245,10 +236,13 @@ def run_ablation(data_dir: str | Path | None, out_dir: str | Path,
         if arm == "sgrpo":
             policy_texts = [j.explanation for j in js]
         progress(f"eval {arm}: {arms[arm]}")
-    explainers: dict[str, dict[str, float] | None] = (
-        _baseline_explainers(Path(data_dir), train, heldout) if data_dir is not None
-        else {"template": None, "fixed_phrase": None, "student": None})
-    explainers["policy"] = explainer_rouge(heldout, policy_texts)
+    explainers: dict[str, Any]
+    if data_dir is not None:
+        progress("explainers: template, fixed phrase, student and policy on the test split")
+        explainers = _explainers(Path(data_dir), heldout, policy_texts, policies["sgrpo"], c)
+    else:  # rows given without a dataset: only the policy can be scored (on its own rows)
+        explainers = {"template": None, "fixed_phrase": None, "student": None,
+                      "policy": explainer_rouge(heldout, policy_texts)}
     result = {"arms": arms, "explainers": explainers, "policy": c.policy, "device": device,
               "seconds": round(time.monotonic() - t0, 1),
               "steps": {"sft_s": round(t_sft, 1), **steps},

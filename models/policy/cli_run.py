@@ -14,7 +14,9 @@ __all__ = ["ablation_config", "run_policy_command"]
 
 
 def ablation_config(policy: str, *, budget_s: float | None = None, steps: int | None = None,
-                    threads: int = 0, rl_lr: float | None = None) -> AblationConfig:
+                    threads: int = 0, rl_lr: float | None = None,
+                    rl_beta: float | None = None,
+                    sft_epochs: float | None = None) -> AblationConfig:
     """The ablation's defaults per policy (pretrained ones: smaller steps, bf16-free CPU)."""
     from enf_core.reason_prompt import PromptConfig
     from models.policy.config import SFTSettings
@@ -32,21 +34,27 @@ def ablation_config(policy: str, *, budget_s: float | None = None, steps: int | 
         c = replace(c, rl=c.rl.with_(max_steps=steps))
     if rl_lr is not None:
         c = replace(c, rl=c.rl.with_(learning_rate=rl_lr))
+    if rl_beta is not None:
+        c = replace(c, rl=c.rl.with_(beta=rl_beta))
+    if sft_epochs is not None:
+        c = replace(c, sft=replace(c.sft, epochs=sft_epochs))
     return c
 
 
 def run_policy_command(data_dir: Path, out_dir: Path, *, stage: str | None, ablation: bool,
                        policy: str, from_dir: Path | None, budget_s: float | None,
-                       steps: int | None, threads: int,
-                       rl_lr: float | None = None) -> dict[str, Any]:
-    c = ablation_config(policy, budget_s=budget_s, steps=steps, threads=threads, rl_lr=rl_lr)
+                       steps: int | None, threads: int, rl_lr: float | None = None,
+                       rl_beta: float | None = None,
+                       sft_epochs: float | None = None) -> dict[str, Any]:
+    c = ablation_config(policy, budget_s=budget_s, steps=steps, threads=threads, rl_lr=rl_lr,
+                        rl_beta=rl_beta, sft_epochs=sft_epochs)
     if ablation:
         return run_ablation(data_dir, out_dir, c)
     if stage is None:
         raise ValueError("give --stage sft|grpo|sgrpo or --ablation")
     import torch
 
-    from models.policy.ablation import _base_policy
+    from models.policy.ablation import _base_policy, _Deadline, _stderr
     from models.policy.trainer import run_rl, run_sft
 
     if threads:
@@ -54,12 +62,17 @@ def run_policy_command(data_dir: Path, out_dir: Path, *, stage: str | None, abla
     t0 = time.monotonic()
     rows = load_rows(data_dir, "train", c.train, c.prompt)
     out_dir.mkdir(parents=True, exist_ok=True)
+    shown = _Deadline(float("inf"), stage, _stderr).callback  # progress only
     if stage == "sft":
-        path = run_sft(_base_policy(c, rows, out_dir), rows, out_dir / "sft", c.sft)
+        base = out_dir / "base"
+        if not (base / "config.json").is_file():
+            base = _base_policy(c, rows, out_dir)
+        path = run_sft(base, rows, out_dir / "sft", c.sft, callbacks=[shown])
     else:
         start = from_dir or out_dir / "sft" / "policy"
         if not start.is_dir():
             raise ValueError(f"no SFT policy at {start}: run --stage sft first or pass --from")
-        path = run_rl(start, rows, out_dir / stage, c.rl.with_(gated=stage == "sgrpo"))
+        path = run_rl(start, rows, out_dir / stage, c.rl.with_(gated=stage == "sgrpo"),
+                      callbacks=[shown])
     return {"stage": stage, "policy": policy, "out": str(path.resolve()),
             "rows": len(rows), "seconds": round(time.monotonic() - t0, 1)}

@@ -125,12 +125,18 @@ def explainer(data_dir: Path, model_dir: Path, as_json: bool) -> None:
               "policy on this 2-core CPU, unloaded).")
 @click.option("--steps", type=int, default=None, help="RL steps (stage or ablation cap).")
 @click.option("--rl-lr", type=float, default=None, help="RL learning rate (default 2e-4 tiny).")
+@click.option("--rl-beta", type=float, default=None,
+              help="KL coefficient to the SFT policy (default 0.02).")
+@click.option("--sft-epochs", type=float, default=None,
+              help="SFT epochs over the train rows (default 3; the ablation's SFT also stops "
+              "at its share of --budget-s).")
 @click.option("--threads", type=int, default=0, show_default=True,
               help="torch threads; 0 keeps torch's default.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
 def policy(data_dir: Path, out_dir: Path, stage: str | None, ablation: bool, policy_name: str,
            from_dir: Path | None, budget_s: float | None, steps: int | None,
-           rl_lr: float | None, threads: int, as_json: bool) -> None:
+           rl_lr: float | None, rl_beta: float | None, sft_epochs: float | None, threads: int,
+           as_json: bool) -> None:
     """Train the causal-LM Reason Agent: SFT -> GRPO / S-GRPO (TRL), or the ablation.
 
     Progress goes to stderr; the last line is one JSON object.
@@ -140,7 +146,8 @@ def policy(data_dir: Path, out_dir: Path, stage: str | None, ablation: bool, pol
     try:
         result = run_policy_command(data_dir, out_dir, stage=stage, ablation=ablation,
                                     policy=policy_name, from_dir=from_dir, budget_s=budget_s,
-                                    steps=steps, threads=threads, rl_lr=rl_lr)
+                                    steps=steps, threads=threads, rl_lr=rl_lr,
+                                    rl_beta=rl_beta, sft_epochs=sft_epochs)
     except (OSError, ValueError, RuntimeError) as exc:
         click.echo(json.dumps({"error": str(exc)}))
         sys.exit(1)
