@@ -16,6 +16,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import faust
@@ -32,6 +33,7 @@ from streams.handlers.portraits import PortraitHandler
 from streams.handlers.scoring import ScoringHandler, ScoringResult
 from streams.handlers.videos import Analyzer, NeutralAnalyzer, VideoHandler
 from streams.metrics import WorkerMetrics
+from streams.policy_explanations import PolicyExplanations
 from streams.positions import PartitionPositions
 from streams.redact import redact
 from streams.store import RedisDataLostError, RedisStore, StoreConfig
@@ -158,6 +160,26 @@ def _suppression_pages(fmt: str) -> bool:
     return fmt == "page"
 
 
+def _policy_explanations(config: WorkerConfig, sink: Any, topic: str,
+                         metrics: WorkerMetrics) -> PolicyExplanations | None:
+    """ENF_EXPLAINER=policy: the policy at ENF_POLICY_DIR on its side path (torch is
+    imported only here, only then)."""
+    if config.explainer != "policy":
+        return None
+    if not config.policy_dir or not Path(config.policy_dir).is_dir():
+        raise ValueError(f"ENF_EXPLAINER=policy needs ENF_POLICY_DIR, a saved policy "
+                         f"directory (got {config.policy_dir!r})")
+    from models.policy.explain import PolicySentences
+    from models.policy.runner import RunnerConfig
+
+    sentences = PolicySentences(config.policy_dir, runner=RunnerConfig(
+        max_new_tokens=config.policy_max_new_tokens, batch_size=config.policy_batch_size,
+        device=config.policy_device, threads=config.policy_threads))
+    return PolicyExplanations(sentences, sink, topic, queue_size=config.policy_queue_size,
+                              batch_size=config.policy_batch_size,
+                              count=lambda s: metrics.policy_explanations.labels(s).inc())
+
+
 class EnfWorker:
     """Builds the Faust app for one worker process."""
 
@@ -208,13 +230,15 @@ class EnfWorker:
         self.metrics.model_info.labels(self.runtime.version, providers).set(1)
         self.positions = PartitionPositions(self.store, topics.user_events)
         self._offsets_client: Any = None
+        self.policy_explanations = _policy_explanations(config, self.sink, topics.explanations,
+                                                        self.metrics)
         self.scoring = ScoringHandler(
             self.store, self.sink, self.runtime, suppressions_topic=topics.suppressions,
             explanations_topic=topics.explanations, dead_letter_topic=topics.dead_letters,
             dead_letter_max_bytes=config.dead_letter_max_bytes, limits=limits,
             policy=self.policy,
             explanations_per_request=config.explanations_per_request,
-            explainer=config.explainer,
+            explainer=config.explainer, policy_explanations=self.policy_explanations,
             positions=self.positions, end_offsets=self._user_event_end_offsets,
             portrait_wait_s=config.portrait_wait_ms / 1000.0,
             video_cache_size=config.video_cache_size,

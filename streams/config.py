@@ -103,8 +103,17 @@ class WorkerConfig:
     portrait_wait_ms: int = 50
     # Who writes explanation records: "student" (the model version's explanation
     # student, files.explainer; the template when the version has none) or
-    # "template" (enf_core.reason.explain).
+    # "template" (enf_core.reason.explain); "policy": the student's records as for
+    # "student", plus one record per explanation written by the S-GRPO policy at
+    # policy_dir on a side path that never blocks suppression
+    # (streams/policy_explanations.py; needs torch and the training extra).
     explainer: str = "student"
+    policy_dir: str = ""  # a saved policy directory (enf train policy: OUT/<arm>/policy)
+    policy_queue_size: int = 64  # jobs waiting for the policy; more are dropped and counted
+    policy_batch_size: int = 8  # prompts per policy generate call
+    policy_max_new_tokens: int = 128  # an answer of the grammar fits in ~100 tiny tokens
+    policy_device: str = "cpu"  # cpu | cuda
+    policy_threads: int = 1  # torch threads of the policy (the scorer keeps the rest)
     # "record": one suppression message per suppressed video; "page": one message
     # per request listing them (items [{video_id, p_negative, reason}]).
     suppression_format: str = "record"

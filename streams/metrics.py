@@ -43,6 +43,10 @@ class WorkerMetrics:
                                       "Requests scored on a portrait known to lag the user's "
                                       "events", registry=r)
         self.explanations = Counter("enf_explanations_total", "Explanation records", registry=r)
+        self.policy_explanations = Counter(
+            "enf_policy_explanations_total", "ENF_EXPLAINER=policy side path: jobs queued, "
+            "records written, jobs dropped (queue full), empty answers, failures", ["status"],
+            registry=r)
         self.batch_seconds = Histogram("enf_batch_seconds", "Handler time per batch", ["agent"],
                                        buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
                                                 2.5), registry=r)

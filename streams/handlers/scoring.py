@@ -46,6 +46,7 @@ from streams.handlers.base import (
     decode_batch,
     now_ms,
 )
+from streams.policy_explanations import PolicyExplanations, PolicyJob
 from streams.positions import EndOffsets, PartitionPositions, Staleness
 from streams.store import RedisStore
 from streams.stored import StoredValueError, finite_vector, parse_analysis, parse_portrait
@@ -121,7 +122,7 @@ class _VideoCache:
             self._d.popitem(last=False)
 
 
-EXPLAINERS = ("student", "template")
+EXPLAINERS = ("student", "template", "policy")
 
 
 class ScoringHandler:
@@ -133,11 +134,18 @@ class ScoringHandler:
                  dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
                  explainer: str = "student", positions: PartitionPositions | None = None,
                  end_offsets: EndOffsets | None = None, portrait_wait_s: float = 0.05,
-                 limits: InputLimits | None = None) -> None:
+                 limits: InputLimits | None = None,
+                 policy_explanations: PolicyExplanations | None = None) -> None:
         if explainer not in EXPLAINERS:
             raise ValueError(f"explainer must be one of {', '.join(EXPLAINERS)}, "
                              f"not {explainer!r}")
+        if (explainer == "policy") != (policy_explanations is not None):
+            raise ValueError('explainer "policy" needs its side path (policy_explanations), '
+                             "and only it")
         self.explainer = explainer
+        # ENF_EXPLAINER=policy: every student explanation is also offered to the
+        # policy's bounded side path, which never blocks this handler.
+        self.policy_explanations = policy_explanations
         self.store = store
         self.sink = sink
         self.runtime = runtime
@@ -355,6 +363,8 @@ class ScoringHandler:
                 pending.append(await self.sink.send(self.explanations_topic, key,
                                                     orjson.dumps(record)))
                 n_expl += 1
+                if self.policy_explanations is not None:
+                    self.policy_explanations.offer(PolicyJob(record, key, portrait, analysis))
             if demote:
                 items = []
                 for row in range(lo, hi):
