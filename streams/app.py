@@ -242,7 +242,9 @@ class EnfWorker:
             positions=self.positions, end_offsets=self._user_event_end_offsets,
             portrait_wait_s=config.portrait_wait_ms / 1000.0,
             video_cache_size=config.video_cache_size,
-            suppression_pages=_suppression_pages(config.suppression_format))
+            suppression_pages=_suppression_pages(config.suppression_format),
+            video_requests_topic=topics.video_requests,
+            video_request_interval_s=config.video_request_interval_s)
         # Candidates records on the user-events topic are scored by the portrait
         # path at their place in the user's stream (read-your-writes).
         self.portraits = PortraitHandler(
@@ -255,14 +257,16 @@ class EnfWorker:
                                        dead_letter_topic=topics.dead_letters,
                                        dead_letter_max_bytes=config.dead_letter_max_bytes,
                                        limits=limits, media=config.media_policy(),
-                                       analysis_timeout_s=config.video_timeout_s)
+                                       analysis_timeout_s=config.video_timeout_s,
+                                       max_stuck_threads=config.video_max_stuck_threads)
         else:
             self.videos = VideoHandler(self.store, self.sink, analyzer_factory=default_analyzer,
                                        processes=config.video_processes,
                                        dead_letter_topic=topics.dead_letters,
                                        dead_letter_max_bytes=config.dead_letter_max_bytes,
                                        limits=limits, media=config.media_policy(),
-                                       analysis_timeout_s=config.video_timeout_s)
+                                       analysis_timeout_s=config.video_timeout_s,
+                                       max_stuck_threads=config.video_max_stuck_threads)
         self.monitor = Monitor(self.store, self.sink, metrics_topic=topics.metrics,
                                window_s=config.metrics_window_s)
         self._register()
@@ -343,6 +347,7 @@ class EnfWorker:
             metrics.requests.inc(r.requests)
             metrics.candidates.inc(r.candidates)
             metrics.unknown_videos.inc(r.unknown_videos)
+            metrics.video_requests.inc(r.video_requests)
             metrics.suppressions.inc(r.suppressions)
             metrics.flagged.inc(r.flagged)
             metrics.stale_requests.inc(r.stale_requests)
@@ -394,6 +399,8 @@ class EnfWorker:
                 r = await self._finish("videos", self.videos.handle, msgs)
                 metrics.videos.labels("ok").inc(r.analyzed)
                 metrics.videos.labels("failed").inc(r.failed)
+                metrics.videos_refused.inc(r.refused)
+                metrics.video_stuck.set(r.stuck)
                 metrics.dead_letters.labels("videos").inc(r.dead_letters)
 
         @app.agent(self._topic(topics.candidates), name=f"{cfg.app_id}.scorer")

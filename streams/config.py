@@ -55,8 +55,14 @@ class TopicNames:
     def inputs(self) -> tuple[str, ...]:
         return (self.user_events, self.videos, self.candidates)
 
+    @property
+    def video_requests(self) -> str:
+        """Videos the scorer met without an analysis: the catalogue re-sends them."""
+        return f"{self.prefix}.video-requests"
+
     def outputs(self) -> tuple[str, ...]:
-        return (self.suppressions, self.explanations, self.metrics, self.dead_letters)
+        return (self.suppressions, self.explanations, self.metrics, self.dead_letters,
+                self.video_requests)
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,12 @@ class WorkerConfig:
     media_read_timeout_s: float = 10.0
     media_max_bytes: int = 200 * 1024 * 1024
     video_timeout_s: float = 60.0  # per-video analysis; a stalled one is recorded as failed
+    # Thread-mode analyses (an injected analyzer, the rebuild) that timed out and
+    # still hold their threads, at most; past it videos are stored failed unanalysed.
+    video_max_stuck_threads: int = 4
+    # A candidate video without an analysis is asked for on enf.video-requests at most
+    # once per this many seconds per worker (0: every time).
+    video_request_interval_s: float = 300.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

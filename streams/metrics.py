@@ -27,11 +27,22 @@ class WorkerMetrics:
                                  registry=r)
         self.videos = Counter("enf_videos_analyzed_total", "Videos analysed", ["status"],
                               registry=r)
+        self.video_stuck = Gauge("enf_video_stuck_analyses",
+                                 "Timed-out video analyses still holding a thread "
+                                 "(thread mode; bounded by ENF_VIDEO_MAX_STUCK_THREADS)",
+                                 registry=r)
+        self.videos_refused = Counter("enf_videos_refused_total",
+                                      "Videos stored as failed unanalysed because "
+                                      "ENF_VIDEO_MAX_STUCK_THREADS analyses were stuck",
+                                      registry=r)
         self.candidates = Counter("enf_candidates_scored_total", "Candidate rows scored",
                                   registry=r)
         self.unknown_videos = Counter("enf_candidates_unknown_video_total",
                                       "Candidate rows whose video was not analysed yet "
                                       "(scored, never suppressed)", registry=r)
+        self.video_requests = Counter("enf_video_requests_total",
+                                      "Re-analysis requests sent on enf.video-requests for "
+                                      "candidate videos without an analysis", registry=r)
         self.requests = Counter("enf_candidate_requests_total", "Candidate requests", registry=r)
         self.suppressions = Counter("enf_suppressions_total",
                                     "Candidates suppressed by the policy (demote: marked)",

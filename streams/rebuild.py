@@ -154,7 +154,8 @@ async def rebuild_portraits(cfg: WorkerConfig, *, analyzer: Any = None,
         limits = cfg.input_limits()
         videos = VideoHandler(store, sink, analyzer or load_analyzer(cfg),
                               dead_letter_topic=topics.dead_letters, limits=limits,
-                              media=cfg.media_policy(), analysis_timeout_s=cfg.video_timeout_s)
+                              media=cfg.media_policy(), analysis_timeout_s=cfg.video_timeout_s,
+                              max_stuck_threads=cfg.video_max_stuck_threads)
         counts = {"analyzed": 0, "failed": 0}
 
         async def video_batch(msgs: list[Message]) -> None:

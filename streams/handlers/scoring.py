@@ -88,6 +88,7 @@ class ScoringResult:
     unknown_videos: int = 0  # candidate rows whose video had no analysis yet
     stale_requests: int = 0  # requests scored on a portrait known to lag
     flagged: int = 0  # candidates at or above the threshold (before the budget)
+    video_requests: int = 0  # re-analysis requests sent for videos without an analysis
 
     def __add__(self, other: ScoringResult) -> ScoringResult:
         return ScoringResult(*(a + b for a, b in zip(_astuple(self), _astuple(other),
@@ -135,7 +136,9 @@ class ScoringHandler:
                  explainer: str = "student", positions: PartitionPositions | None = None,
                  end_offsets: EndOffsets | None = None, portrait_wait_s: float = 0.05,
                  limits: InputLimits | None = None,
-                 policy_explanations: PolicyExplanations | None = None) -> None:
+                 policy_explanations: PolicyExplanations | None = None,
+                 video_requests_topic: str = "",
+                 video_request_interval_s: float = 300.0) -> None:
         if explainer not in EXPLAINERS:
             raise ValueError(f"explainer must be one of {', '.join(EXPLAINERS)}, "
                              f"not {explainer!r}")
@@ -163,6 +166,14 @@ class ScoringHandler:
         self.positions = positions
         self.end_offsets = end_offsets
         self.portrait_wait_s = portrait_wait_s
+        # A candidate video with no usable analysis (never sent, or its analysis
+        # lost: a Redis without persistence, an evicted or quarantined key) is asked
+        # for on this topic (keyed by video id), at most once per interval per
+        # worker: the catalogue answers by sending the video record again on the
+        # videos topic, which is always analysed (no record is skipped as seen).
+        self.video_requests_topic = video_requests_topic
+        self.video_request_interval_s = video_request_interval_s
+        self._requested: OrderedDict[str, float] = OrderedDict()
 
     def current_threshold(self) -> float:
         """The policy's threshold on the calibrated p: configured, else the model's
@@ -325,7 +336,9 @@ class ScoringHandler:
             latencies.append(ts - req.produced_ms)
             common = {"request_id": e.request_id, "user_id": e.user_id, "model_version": version,
                       "ts": ts, "request_ts": e.ts, "source_ts": req.produced_ms,
-                      "stale": req.stale, "portrait_lag_events": req.lag_events}
+                      "stale": req.stale, "portrait_lag_events": req.lag_events,
+                      "unknown_videos": sum(1 for v in e.video_ids if v in unknown)
+                      if unknown else 0}
             scores = e.ranker_scores
             rows.sort(key=lambda r: -float(p_neg[r]))
             page: list[dict[str, object]] = []
@@ -373,7 +386,8 @@ class ScoringHandler:
                         "penalty": round(float(d.penalty[row]), 5),
                         "p_negative": round(float(p_neg[row]), 5),
                         "reason": REASONS[int(top_reason[row])].value,
-                        "suppressed": bool(d.suppressed[row])}
+                        "suppressed": bool(d.suppressed[row]),
+                        "unknown_video": e.video_ids[row - lo] in unknown}
                     if scores is not None:
                         entry["ranker_score"] = scores[row - lo]
                     items.append(entry)
@@ -389,9 +403,37 @@ class ScoringHandler:
                 pending.append(await self.sink.send(self.suppressions_topic, key,
                                                     orjson.dumps(record)))
         pending += await self.dead.quarantine(bad)
+        n_asked = await self._request_videos(requests, unknown, now, ts, pending)
         for fut in pending:
             await fut
         return ScoringResult(len(requests), len(uidx), int(d.suppressed.sum()), n_expl, 0,
                              tuple(latencies), int(np.count_nonzero(~judged[vidx])),
-                             sum(1 for r in requests if r.stale), int(d.flagged.sum()))
+                             sum(1 for r in requests if r.stale), int(d.flagged.sum()),
+                             n_asked)
+
+    async def _request_videos(self, requests: Sequence[ScoringRequest], unknown: set[str],
+                              now: float, ts: int, pending: list[Awaitable[Any]]) -> int:
+        """One ``video_request`` per unknown video not asked for within the interval."""
+        if not unknown or not self.video_requests_topic:
+            return 0
+        n = 0
+        for req in requests:
+            for vid in req.event.video_ids:
+                if vid not in unknown:
+                    continue
+                last = self._requested.get(vid)
+                if last is not None and now - last < self.video_request_interval_s:
+                    continue
+                self._requested[vid] = now
+                self._requested.move_to_end(vid)
+                record = {"v": 1, "type": "video_request",
+                          "record_id": f"{req.event.request_id}:{vid}:a", "video_id": vid,
+                          "reason": "no_analysis", "request_id": req.event.request_id,
+                          "ts": ts}
+                pending.append(await self.sink.send(self.video_requests_topic, vid.encode(),
+                                                    orjson.dumps(record)))
+                n += 1
+        while len(self._requested) > self._cache.size:
+            self._requested.popitem(last=False)
+        return n
 

@@ -18,7 +18,7 @@ import multiprocessing as mp
 import os
 import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -66,6 +66,10 @@ class VideoResult:
     analyzed: int
     failed: int
     dead_letters: int
+    # Thread mode: timed-out analyses whose threads still run (a thread cannot be
+    # stopped), and videos recorded as failed unanalysed because that many were.
+    stuck: int = 0
+    refused: int = 0
 
 
 def safe_analyze(analyzer: Analyzer, event: VideoEvent) -> VideoAnalysis:
@@ -122,7 +126,8 @@ class VideoHandler:
                  processes: int = 1, threads: int = 1,
                  dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
                  limits: InputLimits | None = None, media: MediaPolicy | None = None,
-                 analysis_timeout_s: float = 60.0, start_grace_s: float = 300.0) -> None:
+                 analysis_timeout_s: float = 60.0, start_grace_s: float = 300.0,
+                 max_stuck_threads: int = 4) -> None:
         if analyzer is None and analyzer_factory is None:
             raise ValueError("give an analyzer or an analyzer_factory")
         self.store = store
@@ -141,6 +146,14 @@ class VideoHandler:
         self.start_grace_s = start_grace_s
         self._warm = False
         self._pool: Executor = self._new_pool()
+        # Thread mode (an analyzer instance, no factory): a timed-out analysis
+        # cannot be stopped; its thread runs on, outside the pool that is replaced.
+        # At most this many such threads at a time: past it, videos are stored as
+        # failed without being analysed until some return (a process pool kills
+        # its stalled processes instead, so it never needs this bound).
+        self.max_stuck_threads = max(max_stuck_threads, 0)
+        self._stuck: list[Future[Any]] = []
+        self._refused = 0
 
     def _new_pool(self) -> Executor:
         if self._processes > 0:
@@ -151,12 +164,17 @@ class VideoHandler:
                                        initializer=init, initargs=args)
         return ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="enf-video")
 
-    def _call(self, event: VideoEvent) -> Any:
-        loop = asyncio.get_running_loop()
+    def _call(self, event: VideoEvent) -> Future[Any]:
         if self._processes > 0:
-            return loop.run_in_executor(self._pool, _child_analyze, event)
+            return self._pool.submit(_child_analyze, event)
         analyzer = self.analyzer or self._local()
-        return loop.run_in_executor(self._pool, safe_analyze, analyzer, event)
+        return self._pool.submit(safe_analyze, analyzer, event)
+
+    @property
+    def stuck(self) -> int:
+        """Timed-out analyses (thread mode) whose threads are still running."""
+        self._stuck = [f for f in self._stuck if not f.done()]
+        return len(self._stuck)
 
     def _local(self) -> Analyzer:
         assert self._factory is not None
@@ -168,11 +186,21 @@ class VideoHandler:
         decoder is recorded as failed and its process replaced, so one video
         cannot stall the path."""
         timeout = self.analysis_timeout_s + (0.0 if self._warm else self.start_grace_s)
+        threads = self._processes == 0
+        if threads and self.stuck >= self.max_stuck_threads:
+            self._refused += 1
+            log.warning("video %s: not analysed: %d timed-out analyses still hold their "
+                        "threads (ENF_VIDEO_MAX_STUCK_THREADS); stored as failed",
+                        event.video_id, self.stuck)
+            return _failed(event, CANNOT_DECODE)
+        fut = self._call(event)
         try:
-            analysis: VideoAnalysis = await asyncio.wait_for(self._call(event), timeout)
+            analysis: VideoAnalysis = await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
         except TimeoutError:
             log.warning("video %s: analysis timed out after %.1fs; restarting the analysis "
                         "pool", event.video_id, timeout)
+            if threads and not fut.cancel():  # running: its thread cannot be stopped
+                self._stuck.append(fut)
             self._rebuild(kill=True)
             return _failed(event, CANNOT_DECODE)
         self._warm = True
@@ -249,7 +277,9 @@ class VideoHandler:
         for fut in pending:
             await fut
         failed = sum(1 for a in analyses if a.extra.get("error"))
-        return VideoResult(len(videos), len(analyses) - failed, failed, len(batch.dead))
+        refused, self._refused = self._refused, 0
+        return VideoResult(len(videos), len(analyses) - failed, failed, len(batch.dead),
+                           self.stuck, refused)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -160,3 +160,49 @@ async def test_a_real_clip_under_the_root_is_analysed(redis_url: str, tmp_path: 
     assert result.analyzed == 2, await store.get_video("fire")
     handler.close()
     await store.close()
+
+
+class Stalling:
+    """Never returns for videos named stall* until released (a decoder stuck in C)."""
+
+    name = "stalling"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def analyze(self, e: VideoEvent) -> VideoAnalysis:
+        if e.video_id.startswith("stall"):
+            self.release.wait(30)
+        return VideoAnalysis.neutral(e.video_id, duration_ms=e.duration_ms, title=e.title)
+
+
+async def test_stuck_analysis_threads_are_bounded(redis_url: str) -> None:
+    """Thread mode: a timed-out analysis keeps its thread (Python cannot stop it).
+    Each timeout used to leave one more thread behind, without bound; now at most
+    ``max_stuck_threads`` at once, then videos are stored failed unanalysed until
+    the stuck ones return, and the handler reports how many are stuck."""
+    store = RedisStore(redis_url, StoreConfig(prefix=f"t{uuid.uuid4().hex[:8]}"))
+    analyzer = Stalling()
+    handler = VideoHandler(store, Sink(), analyzer, dead_letter_topic="dlq", threads=1,
+                           analysis_timeout_s=0.2, start_grace_s=0.0, max_stuck_threads=2)
+
+    def msg(vid: str) -> Message:
+        return Message(event("video", event_id=vid, video_id=vid, title="t", duration_ms=1000,
+                             ts=NOW), vid.encode())
+
+    before = threading.active_count()
+    try:
+        r = await handler.handle([msg(f"stall{i}") for i in range(5)] + [msg("ok0")])
+        assert (r.failed, r.stuck, r.refused) == (6, 2, 4)  # 2 timed out, 4 refused (ok0 too)
+        assert threading.active_count() - before <= 2 + 1  # the stuck ones + the pool's
+        analyzer.release.set()
+        deadline = time.monotonic() + 10
+        while handler.stuck and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        r = await handler.handle([msg("ok1")])
+        assert (r.analyzed, r.stuck, r.refused) == (1, 0, 0)
+        assert (await store.get_video("ok1"))[b"status"] == b"ok"
+    finally:
+        analyzer.release.set()
+        handler.close()
+        await store.close()

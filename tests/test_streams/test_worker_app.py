@@ -24,7 +24,7 @@ def test_config_reads_typed_env_overrides() -> None:
 def test_topics_are_distinct() -> None:
     t = TopicNames("enf")
     names = [*t.inputs(), *t.outputs()]
-    assert len(set(names)) == len(names) == 7
+    assert len(set(names)) == len(names) == 8
 
 
 def test_worker_builds_without_torch_or_transformers() -> None:
