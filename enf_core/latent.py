@@ -27,6 +27,7 @@ observation of 0.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -70,8 +71,14 @@ class Outcome:
 
 def new_latent_p(prior_precision: float) -> list[float]:
     """The upper triangle of P = I / λ: the prior of a user with no events."""
+    return list(_prior_p(prior_precision))
+
+
+@functools.lru_cache(maxsize=8)
+def _prior_p(prior_precision: float) -> tuple[float, ...]:
+    # every new portrait needs one: built once (numpy per call cost ~25 µs)
     full = np.eye(USER_LATENT_DIM) / prior_precision
-    return [float(x) for x in full[_TRI]]
+    return tuple(float(x) for x in full[_TRI])
 
 
 def tri_to_full(tri: Sequence[float]) -> np.ndarray:

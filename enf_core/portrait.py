@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,7 +41,8 @@ from enf_core.latent import (
 )
 from enf_core.taxonomy import ELEMENT_REASON, ELEMENTS, REASONS, TOPICS, Reason, reason_index
 
-__all__ = ["Portrait", "PortraitConfig", "apply_event", "apply_profile", "portrait_tags"]
+__all__ = ["FrozenPortrait", "Portrait", "PortraitConfig", "apply_event", "apply_profile",
+           "portrait_tags"]
 
 _N_T, _N_E, _N_R = len(TOPICS), len(ELEMENTS), len(REASONS)
 _ELEMENT_REASON_IDX = tuple(reason_index(ELEMENT_REASON[e]) for e in ELEMENTS)
@@ -70,6 +71,14 @@ class PortraitConfig:
     history_decay: float = 0.85  # weight of the k-th newest history entry: decay ** k
     centroid_rate: float = 0.25  # EMA step of the recent negative / positive latent centroids
     full_watch_ratio: float = 0.8  # a watch at or above this ratio is a full watch
+
+
+class FrozenPortrait(NamedTuple):
+    """``Portrait.freeze``'s copy: the version (what caches compare) and the
+    fields in ``Portrait``'s order, as tuples."""
+
+    version: int
+    fields: tuple[Any, ...]
 
 
 @dataclass(slots=True)
@@ -178,6 +187,40 @@ class Portrait:
                         self.n_latent, list(self.recent_negative), list(self.recent_positive),
                         [list(h) for h in self.history], list(self.recent_rates),
                         self.recent_weight)
+
+    def freeze(self) -> FrozenPortrait:
+        """An immutable copy made of tuples only.
+
+        A cache of many portraits must not hold lists: the garbage collector
+        walks every list of every cached portrait in each full collection (45
+        lists a portrait: a 200k-portrait cache made pauses of seconds), while
+        tuples of numbers are untracked after their first collection.
+        """
+        return FrozenPortrait(self.version, (
+            self.user_id, tuple(self.interests), tuple(self.element_sensitivity),
+            tuple(self.reason_tolerance), self.quick_swipe_rate, self.dislike_rate,
+            self.n_events, self.n_impressions, self.n_watches, self.n_quick_swipes,
+            self.n_dislikes, tuple(self.reason_counts),
+            tuple((k, tuple(v) if isinstance(v, list) else v)
+                  for k, v in self.demographics.items()), self.last_ts,
+            self.version, tuple(self.latent), tuple(self.latent_p), self.n_latent,
+            tuple(self.recent_negative), tuple(self.recent_positive),
+            tuple(tuple(h) for h in self.history), tuple(self.recent_rates),
+            self.recent_weight))
+
+    @classmethod
+    def thaw(cls, frozen: FrozenPortrait) -> Portrait:
+        """The mutable portrait of :meth:`freeze`'s copy (a new one each call)."""
+        (uid, interests, sensitivity, tolerance, qsr, dlr, n_events, n_impressions, n_watches,
+         n_quick, n_dislikes, reason_counts, demographics, last_ts, version, latent, latent_p,
+         n_latent, negative, positive, history, rates, weight) = frozen.fields
+        return cls(uid, list(interests), list(sensitivity), list(tolerance), qsr, dlr,
+                   n_events, n_impressions, n_watches, n_quick, n_dislikes,
+                   list(reason_counts),
+                   {k: list(v) if isinstance(v, tuple) else v for k, v in demographics},
+                   last_ts, version, list(latent),
+                   list(latent_p), n_latent, list(negative), list(positive),
+                   [list(h) for h in history], list(rates), weight)
 
     def tags(self, limit: int = 6) -> list[tuple[str, float]]:
         return portrait_tags(self, limit=limit)

@@ -122,6 +122,7 @@ def plan_updates(
     config: PortraitConfig | None = None,
     positions: Mapping[str, Sequence[Position | None]] | None = None,
     snapshot_at: Mapping[str, Sequence[int]] | None = None,
+    *, copy_base: bool = True,
 ) -> dict[str, PlannedUpdate]:
     """Apply each user's new events to a copy of the stored portrait.
 
@@ -134,13 +135,18 @@ def plan_updates(
     ``snapshot_at`` asks, per user, for copies of the portrait as it stands
     before the user's k-th event of the batch (k = len(events): after all of
     them); such a user gets a plan even when nothing new is applied.
+
+    ``copy_base=False`` updates the stored portraits of ``states`` in place
+    instead of copies (a copy was a sixth of the stream's CPU): for a caller
+    that owns them and drops any it could not write.
     """
     c = config or PortraitConfig()
     plans: dict[str, PlannedUpdate] = {}
     for uid, events in by_user.items():
         state = states.get(uid, UserState(0, None))
         base = state.portrait
-        portrait = base.copy() if base is not None else Portrait.new(uid, c)
+        portrait = (base.copy() if copy_base else base) if base is not None \
+            else Portrait.new(uid, c)
         portrait.version = state.version
         plan = PlannedUpdate(portrait, state.version)
         seen = set(state.applied)

@@ -34,7 +34,7 @@ import functools
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -57,7 +57,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from enf_core.analysis import VideoAnalysis
-from enf_core.portrait import Portrait
+from enf_core.portrait import FrozenPortrait, Portrait
 from streams.stored import Quarantined, StoredValueError, parse_analysis, parse_portrait
 
 __all__ = ["PortraitWrite", "RedisDataLostError", "RedisStore", "StoreConfig", "is_cluster_url",
@@ -265,6 +265,8 @@ class RedisStore:
             self.redis = aioredis.Redis.from_url(
                 url, decode_responses=False, socket_timeout=self.config.socket_timeout_s,
                 socket_connect_timeout=5, health_check_interval=30)
+            pool = self.redis.connection_pool
+            pool.connection_class = hiredis_packing(pool.connection_class)
         self._cas = self.redis.register_script(_CAS_SCRIPT)
         self._read = self.redis.register_script(_READ_SCRIPT)
         self.epoch: bytes | None = None  # this Redis's epoch token, once known
@@ -325,10 +327,10 @@ class RedisStore:
             return {bytes(r) for r in replies[len(keys):] if isinstance(r, bytes)}
 
         found = await self._retry(op, "epoch")
-        if self.cluster:  # load the scripts on every primary now, not on a first NOSCRIPT
-            for script in (self._cas, self._read):
-                await self._retry(lambda s=script: self.redis.script_load(s.script),  # type: ignore[misc]
-                                  "load scripts")
+        # Load the scripts now (on every primary of a cluster), not on a first NOSCRIPT.
+        for script in (self._cas, self._read):
+            await self._retry(lambda s=script: self.redis.script_load(s.script),  # type: ignore[misc]
+                              "load scripts")
         if len(found) != 1:
             raise RedisDataLostError(
                 f"Redis Cluster at {_redact(self.url)} holds {len(found)} different epochs: a "
@@ -408,10 +410,10 @@ class RedisStore:
             for slot, members in calls:
                 keys = [k for i in members for k in units[i][0]] + tail_keys(slot)
                 args = head(len(members)) + [a for i in members for a in units[i][1]]
-                if self.cluster:  # ClusterPipeline blocks .evalsha(); NOSCRIPT handled below
-                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-                else:
-                    await script(keys=keys, args=args, client=pipe)
+                # EVALSHA straight away (ClusterPipeline blocks .evalsha()): a
+                # Script on a pipeline asks SCRIPT EXISTS first, one more round
+                # trip per batch. NOSCRIPT (a restarted Redis) is handled below.
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             n_epochs = self._n_epochs(call_slots)
             replies = await pipe.execute()
             for seen in replies[:n_epochs]:
@@ -452,15 +454,16 @@ class RedisStore:
     # ------------------------------------------------------------- portraits
     async def read_for_update(
         self, user_events: dict[str, list[str]],
-        cached: dict[str, Portrait] | None = None,
+        cached: Mapping[str, Portrait | FrozenPortrait] | None = None,
         quarantine: list[Quarantined] | None = None,
-    ) -> dict[str, tuple[int, Portrait | None, set[str], bytes | None]]:
+    ) -> dict[str, tuple[int, Portrait | FrozenPortrait | None, set[str], bytes | None]]:
         """One command: each user's version, portrait, which of the given
         event ids were already applied, and the stored watermark.
 
         ``cached`` holds portraits this worker wrote last; Redis sends a portrait
         back only when its version differs from the cached one (another worker
-        wrote it), which saves most transfers and JSON parses.
+        wrote it), which saves most transfers and JSON parses. A cached one that
+        is current comes back as it is (the same object, frozen or not).
         """
         cached = cached or {}
         users = list(user_events)
@@ -469,7 +472,7 @@ class RedisStore:
             mine = cached.get(uid)
             units.append(([self.portrait_key(uid), self.applied_key(uid)],
                           [SEP.join(user_events[uid]), mine.version if mine is not None else -1]))
-        # redis-py's pipeline loads the script first when Redis lost its script cache.
+        # A Redis that lost its script cache answers NOSCRIPT: loaded, then retried.
         calls = await self._per_user_script(self._read, units,
                                             [len(user_events[u]) for u in users],
                                             lambda n: [n], lambda _slot: [], "read portraits")
@@ -477,7 +480,7 @@ class RedisStore:
         for members, reply in calls:
             for i, r in zip(members, reply, strict=True):
                 replies[i] = r
-        out: dict[str, tuple[int, Portrait | None, set[str], bytes | None]] = {}
+        out: dict[str, tuple[int, Portrait | FrozenPortrait | None, set[str], bytes | None]] = {}
         for uid, (version_raw, data, flags, wm) in zip(users, replies, strict=True):
             ids = user_events[uid]
             applied = {eid for eid, f in zip(ids, flags, strict=True) if f}
@@ -490,7 +493,7 @@ class RedisStore:
                     "stored portrait key is not a hash: replaced by a new portrait"
                     if version == -2 else "stored portrait version 'v' is not an integer: "
                     "replaced (the portrait continues from its data when that is usable)"))
-            portrait: Portrait | None
+            portrait: Portrait | FrozenPortrait | None
             if data:
                 try:
                     portrait = parse_portrait(data)
@@ -560,7 +563,7 @@ class RedisStore:
             units.append(([self.portrait_key(p.user_id), self.applied_key(p.user_id)],
                           [w.expected_version, p.version, orjson.dumps(p.to_dict()),
                            p.vector().tobytes(), p.last_ts, p.n_events,
-                           round(p.quick_swipe_rate, 6), SEP.join(ids),
+                           repr(round(p.quick_swipe_rate, 6)), SEP.join(ids),
                            SEP.join(f"{name}={delta}" for name, delta in w.metrics.items()),
                            w.wm]))
         calls = await self._per_user_script(
@@ -692,6 +695,47 @@ class RedisStore:
 
 
 _SLOTS = 16384  # Redis Cluster's hash slots
+
+
+@functools.cache
+def hiredis_packing(connection_class: type) -> type:
+    """``connection_class`` packing commands with hiredis's C packer.
+
+    redis-py's asyncio connections pack every argument in Python (its sync ones
+    use hiredis when installed): that was a fifth of the portrait path's CPU.
+    hiredis writes floats as ``repr`` does (redis-py's text); what it refuses
+    (bool, None, bytearray) goes to redis-py's packer, which decides; without
+    hiredis the class is returned unchanged.
+    """
+    try:
+        from hiredis import pack_command
+    except ImportError:  # pragma: no cover - hiredis is a dependency
+        return connection_class
+
+    def pack_one(args: tuple[Any, ...]) -> bytes | None:
+        head = args[0]
+        if b" " in head if type(head) is bytes else " " in head:
+            return None  # 'SCRIPT LOAD' and the like: redis-py splits them
+        try:  # floats come out as repr() does, redis-py's text for them
+            return pack_command(args)  # type: ignore[no-any-return]
+        except TypeError:  # bool, None, bytearray: redis-py's encoder decides
+            return None
+
+    class HiredisPacking(connection_class):  # type: ignore[valid-type,misc]
+        def pack_command(self, *args: Any) -> list[bytes]:
+            packed = pack_one(args)
+            return super().pack_command(*args) if packed is None else [packed]
+
+        def pack_commands(self, commands: Any) -> list[bytes]:
+            out: list[bytes] = []
+            for cmd in commands:
+                packed = pack_one(tuple(cmd))
+                out.extend(super().pack_command(*cmd) if packed is None else [packed])
+            return [b"".join(out)]
+
+    HiredisPacking.__name__ = HiredisPacking.__qualname__ = \
+        f"HiredisPacking{connection_class.__name__}"
+    return HiredisPacking
 
 
 def is_cluster_url(url: str) -> bool:

@@ -26,7 +26,7 @@ from enf_core.events import (
     WatchEvent,
 )
 from enf_core.limits import InputLimits
-from enf_core.portrait import Portrait, PortraitConfig
+from enf_core.portrait import FrozenPortrait, Portrait, PortraitConfig
 from enf_core.updates import Position, UserState, format_wm, parse_wm, plan_updates
 from streams.handlers.base import (
     DEAD_LETTER_MAX_BYTES,
@@ -120,12 +120,13 @@ class PortraitHandler:
         self.video_cache_size = video_cache_size
         # Portraits this worker wrote last; only trusted when Redis says the
         # stored version is still the same (see RedisStore.read_for_update).
-        self._portraits: OrderedDict[str, Portrait] = OrderedDict()
+        # Frozen (tuples only): a full garbage collection then skips them.
+        self._portraits: OrderedDict[str, FrozenPortrait] = OrderedDict()
         self.portrait_cache_size = portrait_cache_size
         self.video_cache_ttl_s = video_cache_ttl_s
 
     def _remember(self, uid: str, portrait: Portrait) -> None:
-        self._portraits[uid] = portrait
+        self._portraits[uid] = portrait.freeze()
         self._portraits.move_to_end(uid)
         if len(self._portraits) > self.portrait_cache_size:
             self._portraits.popitem(last=False)
@@ -179,6 +180,9 @@ class PortraitHandler:
             states: dict[str, UserState] = {}
             tokens: dict[str, int] = {}  # users whose stored v is unusable: the CAS token
             for uid, (v, p, a, wm) in raw_states.items():
+                # A cached portrait Redis confirmed comes back frozen: thawed, it is
+                # this batch's own copy, which the plans update in place.
+                p = Portrait.thaw(p) if isinstance(p, FrozenPortrait) else p
                 if v < 0:  # quarantined by the store; continue from the data's version
                     tokens[uid], v = v, (p.version if p is not None else 0)
                 pos = parse_wm(wm)
@@ -187,20 +191,27 @@ class PortraitHandler:
                                            "stored watermark 'wm' is unreadable: ignored"))
                 states[uid] = UserState(v, p, frozenset(a), pos)
             pending += await self.dead.quarantine(bad)
-            plans = plan_updates(todo, states, analyses, self.config, positions, snapshot_at)
+            plans = plan_updates(todo, states, analyses, self.config, positions, snapshot_at,
+                                 copy_base=False)
             writes = [PortraitWrite(p.portrait, tokens.get(uid, p.expected_version),
                                     tuple(p.applied_ids),
                                     dict(p.metrics) if self.count_metrics else {},
                                     format_wm(p.wm) if p.wm else "")
                       for uid, p in plans.items() if p.applied_ids]
             moved = set(await self.store.write_portraits(writes, self.window_start()))
-            for uid, plan in plans.items():
+            for uid in todo:
                 if uid in moved:
                     self._portraits.pop(uid, None)
-                else:
-                    self._remember(uid, plan.portrait)
-                    if snapshots is not None and plan.snapshots:
-                        snapshots[uid] = plan.snapshots
+                    continue
+                plan = plans.get(uid)
+                if plan is None:  # nothing new: the read portrait is still current
+                    unchanged = states[uid].portrait
+                    if unchanged is not None:
+                        self._remember(uid, unchanged)
+                    continue
+                self._remember(uid, plan.portrait)
+                if snapshots is not None and plan.snapshots:
+                    snapshots[uid] = plan.snapshots
             for uid, evs in todo.items():
                 if uid in moved:
                     continue

@@ -189,3 +189,31 @@ def test_replay_order_puts_every_train_row_before_the_users_held_out_rows() -> N
         assert cols["split"][first_held_out] != "train"
         # the portrait before the first held-out row is the one after the last train row
         assert np.array_equal(replay.before[first_held_out], replay.after[last_train])
+
+
+def test_frozen_portrait_thaws_to_the_same_portrait_and_escapes_the_collector() -> None:
+    import gc
+
+    p = Portrait.new("u1")
+    p.demographics.update(age=31, interest_tags=["animals"])
+    a = VideoAnalysis("v0", (1.0,) + (0.0,) * (len(TOPICS) - 1), (0.5,) * len(ELEMENTS),
+                      (0.25,) * 4, latent=tuple(0.1 * i for i in range(17)))
+    for i in range(40):
+        apply_event(p, WatchEvent(f"e{i}", "u1", "v0", 500 * (i % 9), 4_000, 1_000 + i), a)
+    frozen = p.freeze()
+    assert frozen.version == p.version == 40
+    thawed = Portrait.thaw(frozen)
+    assert thawed.to_dict() == p.to_dict() and thawed is not p
+    # A thawed copy is independent of the original and of the frozen one.
+    apply_event(thawed, WatchEvent("e99", "u1", "v0", 100, 4_000, 2_000), a)
+    assert Portrait.thaw(frozen).to_dict() == p.to_dict() != thawed.to_dict()
+    # Only the outer record stays tracked: a full collection skips the rest
+    # (here the profile's interest tags too, the only list a portrait may hold).
+    p.demographics.pop("interest_tags")
+    plain = p.freeze()
+    for _ in range(3):  # a tuple is untracked once its items are: one level a pass
+        gc.collect()
+    assert not gc.is_tracked(plain.fields)
+    p.demographics["age"] = 99  # the frozen copy does not follow the portrait
+    assert Portrait.thaw(plain).demographics == {"age": 31}
+    assert Portrait.thaw(frozen).demographics["interest_tags"] == ["animals"]
