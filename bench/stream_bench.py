@@ -133,10 +133,13 @@ def run_broker(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
     n, users, nvid = args.events, args.users, args.videos
     with EmbeddedServices(broker=kind, partitions=4) as svc:
         boot = svc.bootstrap
-        create_topics(svc.kafka_url, ["raw-in", "raw-out"], partitions=4)
         singles = [watch(i, users, nvid) for i in range(n)]
-        asyncio.run(produce(boot, "raw-in", singles))
-        out["raw_consume_produce_eps"] = round(asyncio.run(raw_loop(boot, "raw-in", "raw-out", n)))
+        phases = set(args.phases.split(","))
+        if "raw" in phases:
+            create_topics(svc.kafka_url, ["raw-in", "raw-out"], partitions=4)
+            asyncio.run(produce(boot, "raw-in", singles))
+            out["raw_consume_produce_eps"] = round(asyncio.run(raw_loop(boot, "raw-in", "raw-out",
+                                                                        n)))
 
         def worker_for(prefix: str, **env: str) -> WorkerProcess:
             from streams.services import create_enf_topics
@@ -167,54 +170,62 @@ def run_broker(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
             finally:
                 w.stop()
 
-        portrait_single("b0", "direct")
-        portrait_single("b1", "faust")
+        def portrait_pages() -> None:
+            # Portrait path, pages of 100 events per message.
+            t = TopicNames("b2")
+            w = worker_for("b2")
+            try:
+                asyncio.run(produce(boot, t.videos, [video(i) for i in range(nvid)]))
+                # Every user maps to one bucket and a bucket is one key, so a user's
+                # events stay in one partition and in order, as a producer must keep them.
+                n_paged = 5 * n  # pages drain fast: feed more to time them
+                n_buckets = max(n_paged // 100, 1)
+                buckets: dict[int, list[Any]] = {}
+                for i in range(n_paged):
+                    buckets.setdefault((i % users) % n_buckets, []).append(
+                        orjson.loads(watch(i, users, nvid)[1]))
+                pages = [(f"b{b}".encode(), orjson.dumps(evs[j:j + 100]))
+                         for b, evs in buckets.items() for j in range(0, len(evs), 100)]
+                asyncio.run(produce(boot, t.user_events, pages))
+                out["portrait_pages100_eps"] = drain_rate(w, "enf_portrait_events_applied_total",
+                                                          n_paged, 600)
+            finally:
+                w.stop()
 
-        # Portrait path, pages of 100 events per message.
-        t = TopicNames("b2")
-        w = worker_for("b2")
-        try:
-            asyncio.run(produce(boot, t.videos, [video(i) for i in range(nvid)]))
-            # Every user maps to one bucket and a bucket is one key, so a user's
-            # events stay in one partition and in order, as a producer must keep them.
-            n_paged = 5 * n  # pages drain fast: feed more to time them
-            n_buckets = max(n_paged // 100, 1)
-            buckets: dict[int, list[Any]] = {}
-            for i in range(n_paged):
-                buckets.setdefault((i % users) % n_buckets, []).append(
-                    orjson.loads(watch(i, users, nvid)[1]))
-            pages = [(f"b{b}".encode(), orjson.dumps(evs[j:j + 100]))
-                     for b, evs in buckets.items() for j in range(0, len(evs), 100)]
-            asyncio.run(produce(boot, t.user_events, pages))
-            out["portrait_pages100_eps"] = drain_rate(w, "enf_portrait_events_applied_total",
-                                                      n_paged, 600)
-        finally:
-            w.stop()
+        def scoring() -> None:
+            # Scoring path.
+            t = TopicNames("b3")
+            w = worker_for("b3", ENF_SUPPRESS_THRESHOLD="0.5")
+            try:
+                asyncio.run(produce(boot, t.videos, [video(i) for i in range(nvid)]))
+                wait_until(lambda: w.metrics().get("enf_videos_analyzed_total", 0) >= nvid,
+                           timeout_s=300, what="videos analysed", worker=w)
+                reqs = [candidates(i, users, nvid, 100) for i in range(args.requests)]
+                asyncio.run(produce(boot, t.candidates, reqs))
+                cps = drain_rate(w, "enf_candidates_scored_total", 100 * args.requests, 600) or 1e4
+                out["scoring_candidates_per_s"] = round(cps)
+                w.reset_latency()
+                rate = cps / 2 / 100
+                half = [candidates(args.requests + i, users, nvid, 100)
+                        for i in range(int(rate * args.seconds))]
+                asyncio.run(produce(boot, t.candidates, half, rate=rate))
+                total = 100 * (args.requests + len(half))
+                wait_until(lambda: w.metrics().get("enf_candidates_scored_total", 0) >= total,
+                           timeout_s=120, what="half-load scored", worker=w)
+                out["scoring_half_load"] = {"requests_per_s": round(rate, 1),
+                                            **w.status().get("latency_ms", {}).get("scorer", {})}
+                out["model"] = w.status().get("model")
+            finally:
+                w.stop()
 
-        # Scoring path.
-        t = TopicNames("b3")
-        w = worker_for("b3", ENF_SUPPRESS_THRESHOLD="0.5")
-        try:
-            asyncio.run(produce(boot, t.videos, [video(i) for i in range(nvid)]))
-            wait_until(lambda: w.metrics().get("enf_videos_analyzed_total", 0) >= nvid,
-                       timeout_s=300, what="videos analysed", worker=w)
-            reqs = [candidates(i, users, nvid, 100) for i in range(args.requests)]
-            asyncio.run(produce(boot, t.candidates, reqs))
-            cps = drain_rate(w, "enf_candidates_scored_total", 100 * args.requests, 600) or 1e4
-            out["scoring_candidates_per_s"] = round(cps)
-            w.reset_latency()
-            rate = cps / 2 / 100
-            half = [candidates(args.requests + i, users, nvid, 100)
-                    for i in range(int(rate * args.seconds))]
-            asyncio.run(produce(boot, t.candidates, half, rate=rate))
-            total = 100 * (args.requests + len(half))
-            wait_until(lambda: w.metrics().get("enf_candidates_scored_total", 0) >= total,
-                       timeout_s=120, what="half-load scored", worker=w)
-            out["scoring_half_load"] = {"requests_per_s": round(rate, 1),
-                                        **w.status().get("latency_ms", {}).get("scorer", {})}
-            out["model"] = w.status().get("model")
-        finally:
-            w.stop()
+        if "direct" in phases:
+            portrait_single("b0", "direct")
+        if "faust" in phases:
+            portrait_single("b1", "faust")
+        if "pages" in phases:
+            portrait_pages()
+        if "scoring" in phases:
+            scoring()
     return out
 
 
@@ -226,6 +237,8 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=200)
     ap.add_argument("--requests", type=int, default=3_000)
     ap.add_argument("--seconds", type=float, default=15.0, help="half-load phase length")
+    ap.add_argument("--phases", default="raw,direct,faust,pages,scoring",
+                    help="comma-separated subset of raw,direct,faust,pages,scoring")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     kinds = ["kafka", "tansu"] if args.broker == "both" else [args.broker]
