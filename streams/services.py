@@ -167,6 +167,10 @@ class KafkaConfig:
     # (user, password) pairs for SCRAM-SHA-256 and SCRAM-SHA-512 on the same listener
     # (credentials written at storage format time, KIP-900).
     sasl_scram_users: tuple[tuple[str, str], ...] = ()
+    # (certificate chain PEM file, private key PEM file, unencrypted PKCS#8): adds an
+    # SSL listener (TLS, no client certificates) on its own loopback port;
+    # Service.ssl_url names it.
+    ssl_listener: tuple[str, str] | None = None
     start_timeout_s: float = 60.0
 
 
@@ -411,6 +415,7 @@ class Service:
     detached: bool = False
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     sasl_url: str = ""  # Kafka with KafkaConfig.sasl_plain_users: its SASL/PLAIN listener
+    ssl_url: str = ""  # Kafka with KafkaConfig.ssl_listener: its SSL listener
 
     @classmethod
     def from_record(cls, record: ServiceRecord) -> Service:
@@ -786,8 +791,13 @@ def _jaas_quote(text: str) -> str:
     return f'"{text}"'
 
 
+def _pem_property(path: str) -> str:
+    """A PEM file as one Java properties value (newlines escaped)."""
+    return Path(path).read_text().strip().replace("\n", "\\n")
+
+
 def _kafka_properties(config: KafkaConfig, port: int, cport: int, data_dir: Path,
-                      sasl_port: int = 0) -> str:
+                      sasl_port: int = 0, ssl_port: int = 0) -> str:
     n = str(config.partitions)
     listeners = f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{cport}"
     advertised = f"PLAINTEXT://{LOOPBACK}:{port}"
@@ -807,6 +817,15 @@ def _kafka_properties(config: KafkaConfig, port: int, cport: int, data_dir: Path
         for mech in _SCRAM if config.sasl_scram_users else ():
             sasl[f"{prefix}.{mech.lower()}.sasl.jaas.config"] = (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;")
+    if config.ssl_listener and ssl_port:
+        listeners += f",SSL://{LOOPBACK}:{ssl_port}"
+        advertised += f",SSL://{LOOPBACK}:{ssl_port}"
+        protocols += ",SSL:SSL"
+        chain, key = config.ssl_listener
+        sasl |= {"listener.name.ssl.ssl.keystore.type": "PEM",
+                 "listener.name.ssl.ssl.keystore.certificate.chain": _pem_property(chain),
+                 "listener.name.ssl.ssl.keystore.key": _pem_property(key),
+                 "listener.name.ssl.ssl.client.auth": "none"}
     props: dict[str, str] = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -847,15 +866,16 @@ def start_kafka(config: KafkaConfig | None = None, *, detached: bool = False,
     log4j_src = libs.parent / "log4j.properties"
 
     def attempt() -> Service:
-        picked = free_ports(3)
+        picked = free_ports(4)
         port = config.port or picked[0]
         cport = config.controller_port or picked[1]
         sasl_port = picked[2] if config.sasl_plain_users or config.sasl_scram_users else 0
+        ssl_port = picked[3] if config.ssl_listener else 0
         temp_dir = _make_temp_dir("kafka", run_dir)
         data_dir = temp_dir / "data"
         props = temp_dir / "server.properties"
         props.touch(mode=0o600)  # it may hold SASL passwords
-        props.write_text(_kafka_properties(config, port, cport, data_dir, sasl_port))
+        props.write_text(_kafka_properties(config, port, cport, data_dir, sasl_port, ssl_port))
         log4j = temp_dir / "log4j.properties"
         if log4j_src.is_file():
             shutil.copyfile(log4j_src, log4j)
@@ -885,6 +905,8 @@ def start_kafka(config: KafkaConfig | None = None, *, detached: bool = False,
         _await_ready(service, port, probe, timeout_s=config.start_timeout_s)
         if sasl_port:
             service.sasl_url = f"kafka://{LOOPBACK}:{sasl_port}"
+        if ssl_port:
+            service.ssl_url = f"kafka://{LOOPBACK}:{ssl_port}"
         return service
 
     if config.port and config.controller_port:

@@ -31,6 +31,7 @@ from streams.services import (
     start_kafka,
     start_redis,
 )
+from tests.integration.tls import Pki, make_pki
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,28 @@ class BrokerHandle:
     # SCRAM-SHA-256, SCRAM-SHA-512), with the user below (Tansu serves no SASL).
     sasl_url: str = ""
     sasl_user: tuple[str, str] = ("", "")
+    # Apache Kafka only: an SSL listener of the same broker, its certificate signed
+    # by the session's test CA (``pki``).
+    ssl_url: str = ""
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """Test certificates made for this session (tests/integration/tls.py)."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session", params=list(BROKER_KINDS)[::-1], ids=lambda k: f"broker={k}")
-def broker(request: pytest.FixtureRequest) -> Iterator[BrokerHandle]:
+def broker(request: pytest.FixtureRequest, pki: Pki) -> Iterator[BrokerHandle]:
     """One broker of each kind for the whole session (Apache Kafka first)."""
     kind: str = request.param
     missing: str | None = None
     sasl_user = ("enf-test", secrets.token_urlsafe(12))
     try:
         service = (start_kafka(KafkaConfig(sasl_plain_users=(sasl_user,),
-                                           sasl_scram_users=(sasl_user,))) if kind == "kafka"
+                                           sasl_scram_users=(sasl_user,),
+                                           ssl_listener=(str(pki.cert), str(pki.key))))
+                   if kind == "kafka"
                    else start_broker(kind))
     except KafkaNotFetchedError as exc:
         missing = str(exc)
@@ -66,7 +78,8 @@ def broker(request: pytest.FixtureRequest) -> Iterator[BrokerHandle]:
         yield BrokerHandle(kind=kind, kafka_url=service.url,
                            bootstrap=bootstrap_servers(service.url), service=service,
                            sasl_url=service.sasl_url,
-                           sasl_user=sasl_user if service.sasl_url else ("", ""))
+                           sasl_user=sasl_user if service.sasl_url else ("", ""),
+                           ssl_url=service.ssl_url)
     finally:
         service.stop()
 
