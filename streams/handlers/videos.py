@@ -5,7 +5,9 @@ the event loop keeps consuming. A video that cannot be analysed (missing or
 corrupt file) is recorded as failed with its error and a neutral analysis, so
 the scorer still answers for it and the worker never stops. What a record's
 ``uri`` may open is decided first by the media policy (``streams.media``), and
-each analysis runs under a timeout.
+each analysis runs under a timeout. A stalled analysis process is killed; a
+stalled analysis thread (thread mode: an analyzer given in-process, the rebuild)
+cannot be, so at most ``max_stuck_threads`` of them may linger at once.
 """
 
 from __future__ import annotations
