@@ -5,7 +5,7 @@ PY := .venv/bin/python
 EVENTS ?= 20000
 BAD ?= 50
 
-.PHONY: venv kafka demo test test-unit test-integration test-slow lint format typecheck bench check clean data train eval
+.PHONY: venv kafka redis-tls demo test test-unit test-integration test-slow lint format typecheck bench check clean data train eval
 
 venv:
 	@bash scripts/bootstrap.sh >/dev/null
@@ -13,16 +13,19 @@ venv:
 kafka:
 	@bash scripts/kafka.sh fetch >/dev/null
 
+redis-tls:
+	@bash scripts/redis_tls.sh
+
 demo: venv
 	$(PY) -m streams.cli demo --events $(EVENTS) --bad-events $(BAD)
 
-test: venv kafka
+test: venv kafka redis-tls
 	$(PY) -m pytest -q
 
 test-unit: venv
 	$(PY) -m pytest -q -m "not integration"
 
-test-integration: venv kafka
+test-integration: venv kafka redis-tls
 	$(PY) -m pytest -q -m integration
 
 test-slow: venv kafka
