@@ -54,6 +54,9 @@ class AblationConfig:
     train: RowMix = field(default_factory=lambda: RowMix(400, 400, 400, seed=0))
     heldout: RowMix = field(default_factory=lambda: RowMix(48, 48, 48, seed=1))
     prompt: PromptConfig = field(default_factory=lambda: PromptConfig(instruction=False))
+    # who writes the SFT explanations of quick swipes: the shipped explanation student
+    # (user-like sentences) or the template (models/policy/data.py)
+    swipe_explanations: str = "student"
     sft: SFTSettings = field(default_factory=SFTSettings)
     rl: SGRPOConfig = field(default_factory=SGRPOConfig)
     budget_s: float = 840.0  # the whole command; the RL arms share what SFT leaves
@@ -194,8 +197,8 @@ def run_ablation(data_dir: str | Path | None, out_dir: str | Path,
         if data_dir is None:
             raise ValueError("give a dataset directory or the rows")
         progress(f"rows: features of {data_dir} (cached after the first run)")
-        train = load_rows(data_dir, "train", c.train, c.prompt)
-        heldout = load_rows(data_dir, "test", c.heldout, c.prompt)
+        train = load_rows(data_dir, "train", c.train, c.prompt, c.swipe_explanations)
+        heldout = load_rows(data_dir, "test", c.heldout, c.prompt, c.swipe_explanations)
     else:
         train, heldout = list(rows[0]), list(rows[1])
     (out / "heldout.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in heldout))

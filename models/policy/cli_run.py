@@ -60,7 +60,7 @@ def run_policy_command(data_dir: Path, out_dir: Path, *, stage: str | None, abla
     if threads:
         torch.set_num_threads(threads)
     t0 = time.monotonic()
-    rows = load_rows(data_dir, "train", c.train, c.prompt)
+    rows = load_rows(data_dir, "train", c.train, c.prompt, c.swipe_explanations)
     out_dir.mkdir(parents=True, exist_ok=True)
     shown = _Deadline(float("inf"), stage, _stderr).callback  # progress only
     if stage == "sft":

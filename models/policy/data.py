@@ -3,7 +3,12 @@
 Three kinds of row, as the paper's cold start: explicit dislikes with a written
 reason (explanation = the user's words), quick swipes with their cause (the
 simulator's ``implicit_cause``, TVNF's drafted implicit labels; explanation = the
-template Reason Agent's sentence) and positives (watched, not disliked). The
+shipped explanation student's sentence for that cause — written like a user's
+reason and filled with the video's evidence — or, with
+``swipe_explanations="template"``, the template Reason Agent's sentence, whose
+numbers no user writes: a policy cold-started on it learns to answer stated
+dislikes with "This video carries slow plots; frames 0–15 …", ROUGE ≈ 0) and
+positives (watched, not disliked; no explanation). The
 chain of thought is the evidence the Video Agent cites
 (``enf_core.reason_prompt.build_think``). Training rows come from the train
 split, held-out rows from test; both are drawn with a fixed seed, in a fixed mix.
@@ -79,9 +84,12 @@ def _pick(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def rows_from_features(f: Any, users: dict[str, dict[str, Any]], reason_text: np.ndarray,
-                       split: str, mix: RowMix, prompt: PromptConfig | None = None
-                       ) -> list[PolicyRow]:
-    """Draw ``mix`` rows of ``split`` from DatasetFeatures ``f`` and render them."""
+                       split: str, mix: RowMix, prompt: PromptConfig | None = None,
+                       swipe_explainer: Any = None) -> list[PolicyRow]:
+    """Draw ``mix`` rows of ``split`` from DatasetFeatures ``f`` and render them.
+
+    ``swipe_explainer`` (``enf_core.explainer.ExplainerStudent`` or anything with its
+    ``explain``) writes the swipes' explanations; None: the template."""
     rng = np.random.default_rng(mix.seed)
     in_split = f.split == split
     dislike = np.nonzero(in_split & f.explicit & (f.reason >= 0) & (reason_text != ""))[0]
@@ -104,7 +112,7 @@ def rows_from_features(f: Any, users: dict[str, dict[str, Any]], reason_text: np
             elif kind == "swipe":
                 text = ""
                 probs = [1.0 if r.value == reason else 0.0 for r in REASONS]
-                expl = explain(p, a, 1.0, probs).text
+                expl = (swipe_explainer or _Template).explain(p, a, 1.0, probs).text
             else:
                 text, expl = "", ""
             think = build_think(p, a, reason, prompt)
@@ -115,14 +123,38 @@ def rows_from_features(f: Any, users: dict[str, dict[str, Any]], reason_text: np
     return [out[k] for k in order]
 
 
+class _Template:
+    explain = staticmethod(explain)
+
+
+SWIPE_EXPLANATIONS = ("student", "template")
+
+
+def _student() -> Any:
+    """The shipped model's explanation student (models/default, files.explainer)."""
+    from models.runtime import DEFAULT_MODEL_DIR, ScorerRuntime
+
+    student = ScorerRuntime(DEFAULT_MODEL_DIR, prefer_gpu=False).explainer
+    if student is None:
+        raise ValueError(f"{DEFAULT_MODEL_DIR} has no explanation student (files.explainer)")
+    return student
+
+
 def load_rows(data_dir: str | Path, split: str, mix: RowMix,
-              prompt: PromptConfig | None = None) -> list[PolicyRow]:
-    """Rows of ``split`` of the dataset in ``data_dir`` (features from the shared cache)."""
+              prompt: PromptConfig | None = None,
+              swipe_explanations: str = "student") -> list[PolicyRow]:
+    """Rows of ``split`` of the dataset in ``data_dir`` (features from the shared cache);
+    ``swipe_explanations``: ``student`` | ``template`` (module docstring)."""
     from enf_core.data.schema import read_dataset
     from models.dataset_features import dataset_features
+
+    if swipe_explanations not in SWIPE_EXPLANATIONS:
+        raise ValueError(f"swipe_explanations must be one of {SWIPE_EXPLANATIONS}, "
+                         f"not {swipe_explanations!r}")
 
     f = dataset_features(data_dir)
     ds = read_dataset(Path(data_dir), validate=False)
     users = {u["user_id"]: u for u in ds.users.to_pylist()}
     texts = np.asarray(ds.interactions.column("reason_text").to_pylist(), dtype=object)
-    return rows_from_features(f, users, texts, split, mix, prompt)
+    return rows_from_features(f, users, texts, split, mix, prompt,
+                              _student() if swipe_explanations == "student" else None)

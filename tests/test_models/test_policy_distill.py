@@ -98,3 +98,32 @@ def test_enf_distill_policy_publishes_a_loadable_version_with_its_teacher(
     rows = f.rows("test")[:5]
     p, probs = rt.score(f.portraits[rows], f.video_vectors(rows))
     assert np.all((p >= 0) & (p <= 1)) and np.allclose(np.asarray(probs).sum(1), 1, atol=1e-4)
+
+
+def test_sft_rows_carry_explanations_and_swipes_are_explained_like_users(sim: Path) -> None:
+    from enf_core.reason_prompt import PromptConfig, parse_answer
+    from models.policy.data import load_rows
+
+    pc = PromptConfig(instruction=False)
+    rows = {m: load_rows(sim, "train", RowMix(20, 20, 10, seed=3), pc, m)
+            for m in ("student", "template")}
+    assert [r.row for r in rows["student"]] == [r.row for r in rows["template"]]
+    for mode, rs in rows.items():
+        answers = [(r, parse_answer(r.completion)) for r in rs]
+        assert all(a is not None for _, a in answers), mode
+        for r, a in answers:
+            assert a is not None
+            if r.kind == "dislike":  # the user's own words, whichever mode
+                assert a.explanation == r.reason_text != ""
+            elif r.kind == "swipe":
+                assert a.explanation and a.negative and a.reason == r.reason
+            else:
+                assert a.explanation == "" and not a.negative
+    swipe = {m: [parse_answer(r.completion).explanation  # type: ignore[union-attr]
+                 for r in rs if r.kind == "swipe"] for m, rs in rows.items()}
+    assert swipe["student"] != swipe["template"]
+    # the template quotes its numbers ("plot appeal 0.75"); the student writes like a user
+    assert sum(any(c.isdigit() for c in t) for t in swipe["template"]) > len(swipe["template"]) // 2
+    assert sum(any(c.isdigit() for c in t) for t in swipe["student"]) < len(swipe["student"]) // 4
+    with pytest.raises(ValueError, match="swipe_explanations"):
+        load_rows(sim, "train", RowMix(1, 1, 1), pc, "gpt")
