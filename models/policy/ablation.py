@@ -206,9 +206,10 @@ def run_ablation(data_dir: str | Path | None, out_dir: str | Path,
     base = out / "base" if (out / "base" / "config.json").is_file() else _base_policy(c, train, out)
     from models.policy.trainer import run_rl, run_sft
 
-    progress(f"sft: {c.sft.epochs} epochs over {len(train)} rows")
     sft_cb = _Deadline(t0 + c.sft_share * c.budget_s, "sft", progress)
     done = out / "sft" / "policy"  # a finished stage is reused: an interrupted run resumes
+    progress(f"sft: reusing {done}" if (done / "config.json").is_file() else
+             f"sft: {c.sft.epochs} epochs over {len(train)} rows")
     policies = {"sft": done if (done / "config.json").is_file() else
                 run_sft(base, train, out / "sft", c.sft, callbacks=[sft_cb.callback])}
     t_sft = time.monotonic() - t0

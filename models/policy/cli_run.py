@@ -15,8 +15,8 @@ __all__ = ["ablation_config", "run_policy_command"]
 
 def ablation_config(policy: str, *, budget_s: float | None = None, steps: int | None = None,
                     threads: int = 0, rl_lr: float | None = None,
-                    rl_beta: float | None = None,
-                    sft_epochs: float | None = None) -> AblationConfig:
+                    rl_beta: float | None = None, sft_epochs: float | None = None,
+                    rl_prompts: int | None = None) -> AblationConfig:
     """The ablation's defaults per policy (pretrained ones: smaller steps, bf16-free CPU)."""
     from enf_core.reason_prompt import PromptConfig
     from models.policy.config import SFTSettings
@@ -38,16 +38,18 @@ def ablation_config(policy: str, *, budget_s: float | None = None, steps: int | 
         c = replace(c, rl=c.rl.with_(beta=rl_beta))
     if sft_epochs is not None:
         c = replace(c, sft=replace(c.sft, epochs=sft_epochs))
+    if rl_prompts is not None:
+        c = replace(c, rl=c.rl.with_(prompts_per_step=rl_prompts))
     return c
 
 
 def run_policy_command(data_dir: Path, out_dir: Path, *, stage: str | None, ablation: bool,
                        policy: str, from_dir: Path | None, budget_s: float | None,
                        steps: int | None, threads: int, rl_lr: float | None = None,
-                       rl_beta: float | None = None,
-                       sft_epochs: float | None = None) -> dict[str, Any]:
+                       rl_beta: float | None = None, sft_epochs: float | None = None,
+                       rl_prompts: int | None = None) -> dict[str, Any]:
     c = ablation_config(policy, budget_s=budget_s, steps=steps, threads=threads, rl_lr=rl_lr,
-                        rl_beta=rl_beta, sft_epochs=sft_epochs)
+                        rl_beta=rl_beta, sft_epochs=sft_epochs, rl_prompts=rl_prompts)
     if ablation:
         return run_ablation(data_dir, out_dir, c)
     if stage is None:

@@ -127,6 +127,8 @@ def explainer(data_dir: Path, model_dir: Path, as_json: bool) -> None:
 @click.option("--rl-lr", type=float, default=None, help="RL learning rate (default 2e-4 tiny).")
 @click.option("--rl-beta", type=float, default=None,
               help="KL coefficient to the SFT policy (default 0.02).")
+@click.option("--rl-prompts", type=int, default=None,
+              help="Prompts per RL step, each with G = 8 completions (default 2).")
 @click.option("--sft-epochs", type=float, default=None,
               help="SFT epochs over the train rows (default 3; the ablation's SFT also stops "
               "at its share of --budget-s).")
@@ -135,8 +137,8 @@ def explainer(data_dir: Path, model_dir: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last.")
 def policy(data_dir: Path, out_dir: Path, stage: str | None, ablation: bool, policy_name: str,
            from_dir: Path | None, budget_s: float | None, steps: int | None,
-           rl_lr: float | None, rl_beta: float | None, sft_epochs: float | None, threads: int,
-           as_json: bool) -> None:
+           rl_lr: float | None, rl_beta: float | None, rl_prompts: int | None,
+           sft_epochs: float | None, threads: int, as_json: bool) -> None:
     """Train the causal-LM Reason Agent: SFT -> GRPO / S-GRPO (TRL), or the ablation.
 
     Progress goes to stderr; the last line is one JSON object.
@@ -147,7 +149,8 @@ def policy(data_dir: Path, out_dir: Path, stage: str | None, ablation: bool, pol
         result = run_policy_command(data_dir, out_dir, stage=stage, ablation=ablation,
                                     policy=policy_name, from_dir=from_dir, budget_s=budget_s,
                                     steps=steps, threads=threads, rl_lr=rl_lr,
-                                    rl_beta=rl_beta, sft_epochs=sft_epochs)
+                                    rl_beta=rl_beta, sft_epochs=sft_epochs,
+                                    rl_prompts=rl_prompts)
     except (OSError, ValueError, RuntimeError) as exc:
         click.echo(json.dumps({"error": str(exc)}))
         sys.exit(1)
