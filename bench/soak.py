@@ -17,7 +17,7 @@ whether the worker stayed up, whether the portraits equal the replay; a PNG of
 RSS and lag over time with ``--out DIR``. One JSON object on the last line.
 Numbers on a shared machine are noisy: quote its load with them.
 
-Usage: python bench/soak.py [--minutes 10] [--engine faust|direct] [--out DIR]
+Usage: python bench/soak.py [--minutes 10] [--engine direct|faust] [--out DIR]
 """
 
 from __future__ import annotations
@@ -293,7 +293,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--engine", default="faust", choices=["faust", "direct"])
+    ap.add_argument("--engine", default="direct", choices=["faust", "direct"])
     ap.add_argument("--load", type=float, default=0.8, help="share of the sustained rate")
     ap.add_argument("--hostile", type=float, default=0.01, help="share of hostile messages")
     ap.add_argument("--users", type=int, default=5_000)

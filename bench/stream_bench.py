@@ -59,8 +59,9 @@ def candidates(i: int, users: int, videos: int, n: int) -> tuple[bytes, bytes]:
     uid = f"u{i % users}"
     return uid.encode(), orjson.dumps({"v": 1, "type": "candidates", "event_id": f"c{i}",
                                        "request_id": f"r{i}", "user_id": uid,
-                                       "video_ids": [f"v{rng.randrange(videos)}"
-                                                     for _ in range(n)],
+                                       # distinct ids: the edge collapses duplicates
+                                       "video_ids": [f"v{j}" for j in
+                                                     rng.sample(range(videos), min(n, videos))],
                                        "ts": int(time.time() * 1000)})
 
 
@@ -128,6 +129,20 @@ def drain_rate(worker: WorkerProcess, counter: str, total: float, timeout_s: flo
     return (total - start_value) / max(time.monotonic() - first, 1e-9)
 
 
+def handler_time(before: dict[str, float], after: dict[str, float], agent: str
+                 ) -> dict[str, float]:
+    """Batches the agent's handler ran between two metric samples, and their mean
+    time (ms): what of the end-to-end latency is handling, not waiting."""
+    def delta(name: str) -> float:
+        key = f'{name}{{agent="{agent}"}}'
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    n = delta("enf_batch_seconds_count")
+    return {"batches": n, "handler_ms_mean": round(1000 * delta("enf_batch_seconds_sum")
+                                                   / n, 2) if n else 0.0,
+            "gc_pause_max_ms": round(1000 * after.get("enf_gc_pause_max_seconds", 0.0), 1)}
+
+
 def run_broker(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"broker": kind}
     n, users, nvid = args.events, args.users, args.videos
@@ -160,13 +175,15 @@ def run_broker(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
                 eps = drain_rate(w, "enf_portrait_events_applied_total", n, 600) or 1000.0
                 out[f"portrait_single_{engine}_eps"] = round(eps)
                 w.reset_latency()
+                before = w.samples()
                 half = [watch(n + i, users, nvid) for i in range(int(eps / 2 * args.seconds))]
                 asyncio.run(produce(boot, t.user_events, half, rate=eps / 2))
                 wait_until(lambda: w.metrics().get("enf_portrait_events_applied_total", 0)
                            >= n + len(half), timeout_s=120, what="half-load drained", worker=w)
                 out[f"portrait_{engine}_half_load"] = {
                     "rate_eps": round(eps / 2),
-                    **w.status().get("latency_ms", {}).get("portraits", {})}
+                    **w.status().get("latency_ms", {}).get("portraits", {}),
+                    **handler_time(before, w.samples(), "portraits")}
             finally:
                 w.stop()
 
@@ -205,6 +222,7 @@ def run_broker(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
                 cps = drain_rate(w, "enf_candidates_scored_total", 100 * args.requests, 600) or 1e4
                 out["scoring_candidates_per_s"] = round(cps)
                 w.reset_latency()
+                before = w.samples()
                 rate = cps / 2 / 100
                 half = [candidates(args.requests + i, users, nvid, 100)
                         for i in range(int(rate * args.seconds))]
@@ -213,7 +231,8 @@ def run_broker(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
                 wait_until(lambda: w.metrics().get("enf_candidates_scored_total", 0) >= total,
                            timeout_s=120, what="half-load scored", worker=w)
                 out["scoring_half_load"] = {"requests_per_s": round(rate, 1),
-                                            **w.status().get("latency_ms", {}).get("scorer", {})}
+                                            **w.status().get("latency_ms", {}).get("scorer", {}),
+                                            **handler_time(before, w.samples(), "scorer")}
                 out["model"] = w.status().get("model")
             finally:
                 w.stop()

@@ -127,8 +127,9 @@ def update_rates(rates: list[float], weight: float, values: Sequence[float], dec
                  ) -> tuple[list[float], float]:
     """Add a newest entry to recency-weighted rates in O(1): the normalised
     exponential average ``history_rates`` computes (over an unbounded history)."""
-    w = decay * weight + 1.0
-    return [(decay * weight * r + v) / w for r, v in zip(rates, values, strict=True)], w
+    dw = decay * weight  # (decay * weight) * r: the same rounding as before, hoisted
+    w = dw + 1.0
+    return [(dw * r + v) / w for r, v in zip(rates, values, strict=True)], w
 
 
 def history_rates(history: Sequence[Sequence[object]], decay: float) -> tuple[float, ...]:

@@ -109,7 +109,8 @@ class Portrait:
     recent_negative: list[float] = field(default_factory=lambda: [0.0] * LATENT_DIM)
     recent_positive: list[float] = field(default_factory=lambda: [0.0] * LATENT_DIM)
     # [video_id, outcome, watch ratio], oldest first, at most history_len entries
-    history: list[list[Any]] = field(default_factory=list)
+    # (tuples: immutable entries are shared by copies and skipped by the collector)
+    history: list[tuple[str, int, float]] = field(default_factory=list)
     # recency-weighted quick-swipe, dislike, watch-ratio, full-watch rates (enf_core.latent)
     recent_rates: list[float] = field(default_factory=lambda: [0.0] * 4)
     recent_weight: float = 0.0
@@ -173,7 +174,7 @@ class Portrait:
             p.n_latent = int(d.get("n_latent", 0))
             p.recent_negative = [float(x) for x in d["recent_negative"]]
             p.recent_positive = [float(x) for x in d["recent_positive"]]
-            p.history = [[str(h[0]), int(h[1]), float(h[2])] for h in d.get("history", ())]
+            p.history = [(str(h[0]), int(h[1]), float(h[2])) for h in d.get("history", ())]
             p.recent_rates = [float(x) for x in d["recent_rates"]]
             p.recent_weight = float(d["recent_weight"])
         return p
@@ -185,16 +186,17 @@ class Portrait:
                         self.n_dislikes, list(self.reason_counts), dict(self.demographics),
                         self.last_ts, self.version, list(self.latent), list(self.latent_p),
                         self.n_latent, list(self.recent_negative), list(self.recent_positive),
-                        [list(h) for h in self.history], list(self.recent_rates),
+                        list(self.history), list(self.recent_rates),
                         self.recent_weight)
 
     def freeze(self) -> FrozenPortrait:
         """An immutable copy made of tuples only.
 
         A cache of many portraits must not hold lists: the garbage collector
-        walks every list of every cached portrait in each full collection (45
-        lists a portrait: a 200k-portrait cache made pauses of seconds), while
-        tuples of numbers are untracked after their first collection.
+        walks every list of every cached portrait in each full collection (a
+        dozen a portrait, 45 while history entries were lists: a 200k-portrait
+        cache made pauses of seconds), while tuples of numbers are untracked
+        after their first collections.
         """
         return FrozenPortrait(self.version, (
             self.user_id, tuple(self.interests), tuple(self.element_sensitivity),
@@ -205,7 +207,7 @@ class Portrait:
                   for k, v in self.demographics.items()), self.last_ts,
             self.version, tuple(self.latent), tuple(self.latent_p), self.n_latent,
             tuple(self.recent_negative), tuple(self.recent_positive),
-            tuple(tuple(h) for h in self.history), tuple(self.recent_rates),
+            tuple(self.history), tuple(self.recent_rates),
             self.recent_weight))
 
     @classmethod
@@ -220,7 +222,7 @@ class Portrait:
                    {k: list(v) if isinstance(v, tuple) else v for k, v in demographics},
                    last_ts, version, list(latent),
                    list(latent_p), n_latent, list(negative), list(positive),
-                   [list(h) for h in history], list(rates), weight)
+                   list(history), list(rates), weight)
 
     def tags(self, limit: int = 6) -> list[tuple[str, float]]:
         return portrait_tags(self, limit=limit)
@@ -233,7 +235,7 @@ def _step(value: float, target: float, rate: float) -> float:
 def _remember(p: Portrait, video_id: str, outcome: int, ratio: float,
               c: PortraitConfig) -> None:
     ratio = round(ratio, 4)
-    p.history.append([video_id, outcome, ratio])
+    p.history.append((video_id, outcome, ratio))
     p.recent_rates, p.recent_weight = update_rates(p.recent_rates, p.recent_weight,
                                                    outcome_values(outcome, ratio),
                                                    c.history_decay)
@@ -291,7 +293,7 @@ def _apply_feedback(p: Portrait, e: FeedbackEvent, a: VideoAnalysis | None,
         new = outcome_values(Outcome.DISLIKE, float(last[2]))
         p.recent_rates = [r + (n - o) / p.recent_weight
                           for r, n, o in zip(p.recent_rates, new, old, strict=True)]
-        last[1] = Outcome.DISLIKE
+        p.history[-1] = (last[0], Outcome.DISLIKE, last[2])
     else:
         _remember(p, e.video_id, Outcome.DISLIKE, 0.0, c)
     if a is not None:

@@ -85,10 +85,14 @@ class WorkerConfig:
     model_dir: str = ""  # empty: the default model shipped in models/default
     model_poll_s: float = 5.0  # how often the scorer looks for a new model version
     quick_swipe_ratio: float = 0.3
-    # "faust": a Faust agent consumes user events (default). "direct": an aiokafka
-    # consumer inside the same worker, for the highest single-event rates (Faust's
-    # per-message cost caps its agents at a few thousand messages/s per process).
-    portrait_engine: str = "faust"
+    # "direct" (default): the portrait path's aiokafka consumer runs as a task of
+    # the Faust app (started, stopped and supervised with it; the same handler,
+    # producer, metrics and exactly-once guarantees). "faust": a Faust agent
+    # consumes user events. Faust's per-message machinery (conductor, Event
+    # objects, acks, the consumer thread) costs more than the whole portrait
+    # update and caps an agent at ~3-6k single-event messages/s per process here;
+    # the direct loop hands whole fetches to the handler (README: Performance).
+    portrait_engine: str = "direct"
     batch_max: int = 1000  # stream.take batch size
     batch_within_s: float = 0.01  # stream.take max wait: also the floor of the latency
     redis_retry_max_s: float = 30.0  # back-off cap while Redis is unavailable
@@ -124,8 +128,10 @@ class WorkerConfig:
     # per request listing them (items [{video_id, p_negative, reason}]).
     suppression_format: str = "record"
     consumer_max_fetch_size: int = 4 * 1024 * 1024
-    # 0: automatic (20 ms on Tansu, whose multi-partition fetches hold for the full
-    # wait; Faust's 1500 ms on Apache Kafka, which answers as soon as data arrives).
+    # 0: automatic, 20 ms on both brokers. Tansu holds multi-partition fetches for
+    # the full wait; on Apache Kafka Faust's 1500 ms held drained partitions behind
+    # a fetch for quiet ones (aiokafka: one fetch per broker at a time), the
+    # scorer's 1.3-1.8 s latency mode on a busy machine (streams.app).
     fetch_max_wait_ms: int = 0
     # Consumer group session: a dead worker's partitions move to others after it.
     session_timeout_s: float = 30.0

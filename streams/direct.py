@@ -12,8 +12,10 @@ store's event-id check makes harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from streams.config import WorkerConfig
 from streams.handlers.base import Message
@@ -30,7 +32,9 @@ async def run_direct_consumer(cfg: WorkerConfig, topic: str,
 
     from streams.services import bootstrap_servers
 
-    fetch_wait = cfg.fetch_max_wait_ms or (20 if cfg.broker_kind == "tansu" else 500)
+    # One fetch per broker at a time, without the partitions still buffered: a
+    # long wait would hold drained partitions behind quiet ones (streams.app).
+    fetch_wait = cfg.fetch_max_wait_ms or 20
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap_servers(cfg.kafka_url),
         **cfg.kafka_security().aiokafka(),
@@ -42,6 +46,20 @@ async def run_direct_consumer(cfg: WorkerConfig, topic: str,
         heartbeat_interval_ms=int(min(3.0, cfg.session_timeout_s / 3) * 1000))
     await consumer.start()
     log.warning("portrait path: direct aiokafka consumer on %s", topic)
+
+    async def commit(offsets: dict[Any, int]) -> None:
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The partitions moved on: their new owner re-reads from the last
+            # commit and skips what this worker already applied.
+            log.warning("offset commit after a rebalance failed (%s); the batch will be "
+                        "redelivered and de-duplicated", exc)
+
+    # A batch's commit runs while the next batch is handled (one broker round
+    # trip off the path per batch); commits stay in order, each awaited before
+    # the next starts, and only after their batch's handler returned.
+    committing: asyncio.Future[None] | None = None
     try:
         while True:
             batch = await consumer.getmany(timeout_ms=int(cfg.batch_within_s * 1000),
@@ -53,14 +71,13 @@ async def run_direct_consumer(cfg: WorkerConfig, topic: str,
             await handle(msgs)
             offsets = {TopicPartition(tp.topic, tp.partition): records[-1].offset + 1
                        for tp, records in batch.items() if records}
-            try:
-                await consumer.commit(offsets)
-            except (CommitFailedError, KafkaError) as exc:
-                # The partitions moved on: their new owner re-reads from the last
-                # commit and skips what this worker already applied.
-                log.warning("offset commit after a rebalance failed (%s); the batch will be "
-                            "redelivered and de-duplicated", exc)
+            if committing is not None:
+                await committing
+            committing = asyncio.ensure_future(commit(offsets))
     except asyncio.CancelledError:
         raise
     finally:
+        if committing is not None:  # the last handled batch's offsets
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(committing)
         await consumer.stop()

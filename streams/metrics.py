@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["WorkerMetrics"]
+__all__ = ["WorkerMetrics", "watch_gc"]
 
 
 class WorkerMetrics:
@@ -64,9 +70,45 @@ class WorkerMetrics:
         self.request_latency_ms = Histogram(
             "enf_request_latency_ms", "Candidates message ts to suppression emitted",
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000), registry=r)
+        # A full collection stops the event loop: every batch in flight waits for it.
+        self.gc_pause_seconds = Histogram(
+            "enf_gc_pause_seconds", "Garbage-collector pauses of the worker process",
+            ["generation"], buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5),
+            registry=r)
+        self.gc_pause_max_seconds = Gauge("enf_gc_pause_max_seconds",
+                                          "Longest garbage-collector pause so far",
+                                          registry=r)
         self.quick_swipe_rate = Gauge("enf_quick_swipe_rate", "Last closed window", registry=r)
         self.dislike_rate = Gauge("enf_dislike_rate", "Last closed window", registry=r)
         self.reason_rate = Gauge("enf_reason_rate", "Last closed window, per reason",
                                  ["reason", "kind"], registry=r)
         self.model_info = Gauge("enf_model_info", "Model in use", ["version", "providers"],
                                 registry=r)
+
+
+def watch_gc(metrics: WorkerMetrics) -> Callable[[str, dict[str, Any]], None]:
+    """Time every collection into ``metrics`` (a ``gc.callbacks`` hook, returned
+    so that a caller can remove it): the worker's latency tail shows up here
+    when the collector is its cause."""
+    started = [0.0]
+    longest = [0.0]
+
+    def hook(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        pause = time.perf_counter() - started[0]
+        metrics.gc_pause_seconds.labels(str(info.get("generation", ""))).observe(pause)
+        if os.environ.get("ENF_GC_DEBUG") and info.get("generation") == 2 and pause > 0.02:
+            import collections
+            import logging
+            objs = gc.get_objects(2)
+            top = collections.Counter(type(o).__name__ for o in objs).most_common(12)
+            logging.getLogger(__name__).warning("gc gen2 %.1f ms, gen2 objects %d: %s",
+                                                1000 * pause, len(objs), top)
+        if pause > longest[0]:
+            longest[0] = pause
+            metrics.gc_pause_max_seconds.set(pause)
+
+    gc.callbacks.append(hook)
+    return hook

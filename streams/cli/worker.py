@@ -54,6 +54,9 @@ def worker(kafka_url: str | None, redis_url: str | None, broker_kind: str | None
         create_enf_topics(config.kafka_url, config.topics, partitions=config.partitions,
                           security=config.kafka_security())
     enf = EnfWorker(config)
+    from streams.metrics import watch_gc
+
+    watch_gc(enf.metrics)  # enf_gc_pause_seconds: is the collector the latency tail?
     # Latency: a full collection walks every cached portrait and took the p99 of
     # the portrait path well past 100 ms; start-up objects are frozen out of it
     # and young collections run less often (the event path allocates freely).

@@ -57,7 +57,7 @@ def test_portrait_learns_taste_and_keeps_a_bounded_history() -> None:
     assert pred_good > 0.8 and pred_bad < 0.2
     assert p.n_latent == 24
     assert len(p.history) == 5
-    assert p.history[-1] == ["bad11", Outcome.QUICK_SWIPE, 0.05]
+    assert p.history[-1] == ("bad11", Outcome.QUICK_SWIPE, 0.05)
     assert np.dot(p.recent_negative, hated[:LATENT_DIM]) > 0
     assert np.dot(p.recent_positive, liked[:LATENT_DIM]) > 0
     # a dislike of the video just watched marks that entry, it does not add one
@@ -81,7 +81,7 @@ def test_a_video_without_latent_teaches_only_the_history() -> None:
     p = Portrait.new("u")
     apply_event(p, WatchEvent("a", "u", "v", 100, 10_000, 1), _video("v"))
     assert p.n_latent == 0 and p.latent == [0.0] * USER_LATENT_DIM
-    assert p.history == [["v", Outcome.QUICK_SWIPE, 0.01]]
+    assert p.history == [("v", Outcome.QUICK_SWIPE, 0.01)]
 
 
 def test_history_rates_weigh_recent_entries_more() -> None:
