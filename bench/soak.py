@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import tempfile
@@ -306,6 +307,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = run(parse(argv))
     printable = {k: v for k, v in result.items() if k != "samples"}
+    printable["load_average"] = os.getloadavg()
     print(json.dumps(printable))
     return result
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import tempfile
@@ -269,8 +270,8 @@ def main() -> None:
             for k, v in r.items():
                 if k != "broker":
                     print(f"  {k}: {v}")
-    print(json.dumps({"machine_cores": __import__("os").cpu_count(), "events": args.events,
-                      "results": results}))
+    print(json.dumps({"machine_cores": os.cpu_count(), "load_average": os.getloadavg(),
+                      "events": args.events, "results": results}))
 
 
 if __name__ == "__main__":
