@@ -65,3 +65,27 @@ def test_input_limits_and_media_policy_come_from_env() -> None:
     policy = cfg.media_policy()
     assert policy.roots == ("/srv/a", "/srv/b") and policy.allow_http
     assert policy.http_hosts == ("cdn",)
+
+
+def test_gc_pauses_are_timed_into_the_metrics() -> None:
+    import gc
+
+    from streams.metrics import WorkerMetrics, watch_gc
+
+    m = WorkerMetrics()
+    hook = watch_gc(m)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(hook)
+    count = m.registry.get_sample_value("enf_gc_pause_seconds_count", {"generation": "2"})
+    assert count == 1
+    assert m.registry.get_sample_value("enf_gc_pause_max_seconds") > 0  # type: ignore[operator]
+
+
+def test_the_default_engine_is_the_direct_loop_with_a_short_fetch_wait() -> None:
+    from streams.app import DEFAULT_FETCH_MAX_WAIT_MS
+
+    cfg = WorkerConfig.from_env({})
+    assert cfg.portrait_engine == "direct" and cfg.fetch_max_wait_ms == 0
+    assert DEFAULT_FETCH_MAX_WAIT_MS <= 50  # a long wait is the scorer's latency mode
