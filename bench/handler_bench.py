@@ -97,13 +97,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.requests):
             uid = f"u{rng.randrange(args.users)}"
             reqs.append(Message(orjson.dumps({
-                "v": 1, "type": "candidates", "request_id": f"r{i}", "user_id": uid,
+                "v": 1, "type": "candidates", "event_id": f"c{i}", "request_id": f"r{i}",
+                "user_id": uid,
                 "video_ids": [f"v{j}" for j in rng.sample(range(args.videos), 100)],
                 "ts": t0_ms + i}), uid.encode(), "c", 0, i))
         await scoring.handle(reqs[:10])  # warm the video cache and the session
         t0 = time.perf_counter()
+        scored = 0
         for s in range(0, len(reqs), 20):
-            await scoring.handle(reqs[s:s + 20])
+            scored += (await scoring.handle(reqs[s:s + 20])).candidates
+        if scored != 100 * args.requests:  # a dead-lettered request measures nothing
+            raise SystemExit(f"only {scored} of {100 * args.requests} candidates scored")
         t_s = time.perf_counter() - t0
         size = len(await store.redis.hget(store.portrait_key("u0"), "data") or b"")
         await store.close()

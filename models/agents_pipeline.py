@@ -168,10 +168,13 @@ def _train_portrait_step(f: DatasetFeatures, out: Path, stamp: str, c: AgentsTra
         train = rng.choice(train, c.portrait_step_rows, replace=False)
     test = f.rows("test")
     ev = event_features(f.watch_ratio, f.explicit, f.reason)
+    # each row's replay's own video vectors: out of fold for train rows (their replay ran
+    # on the latents fitted without their user), the whole-train ones for test rows
     model, secs = train_portrait_step(f.portraits[train], f.video_vectors(train), ev[train],
                                       f.portraits_after[train], c.portrait_step)
     with torch.no_grad():
-        pred = model(torch.from_numpy(f.portraits[test]), torch.from_numpy(f.video_vectors(test)),
+        pred = model(torch.from_numpy(f.portraits[test]),
+                     torch.from_numpy(f.videos[f.video_row[test]]),
                      torch.from_numpy(ev[test])).numpy()
     err = np.abs(pred - f.portraits_after[test])
     base = np.abs(f.portraits[test] - f.portraits_after[test])
@@ -253,6 +256,11 @@ def train_agents(data_dir: str | Path, out_dir: str | Path,
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     files: dict[str, str] = {}
     students: dict[str, Any] = {}
+    latent = f.latent_model()
+    if latent is not None:
+        # the stream's video latents: learned per video id, else from the content head
+        files.update({"latents": f"latents-{stamp}.npz", "latent_head": f"latent_head-{stamp}.npy"})
+        latent.save(out / files["latents"], out / files["latent_head"])
     if c.train_students:
         vf, vm = _train_video_head(data_dir, f, out, stamp, c)
         files.update(vf)

@@ -81,12 +81,23 @@ def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path,
 
 
 def onnx_parity(model: ScorerNet, onnx_path: str | Path, *, n: int = 512, seed: int = 0) -> float:
-    """Max |onnxruntime − torch| over both outputs on random in-range inputs."""
+    """Max |onnxruntime − torch| over both outputs on random in-range inputs: the traits
+    uniform in [0, 1]; the latent and history columns (unbounded) around the training
+    data (the model's stored mean ± 2 std), where the model is used."""
     import onnxruntime as ort
+
+    from enf_core.features import PORTRAIT_SLICES, VIDEO_SLICES
 
     rng = np.random.default_rng(seed)
     p = rng.random((n, PORTRAIT_DIM), dtype=np.float32)
     v = rng.random((n, VIDEO_DIM), dtype=np.float32)
+    mean = model.in_mean.detach().cpu().numpy()  # type: ignore[operator]
+    std = model.in_std.detach().cpu().numpy()  # type: ignore[operator]
+    for x, start, offset in ((p, PORTRAIT_SLICES["latent"].start, 0),
+                             (v, VIDEO_SLICES["latent"].start, PORTRAIT_DIM)):
+        cols = slice(offset + start, offset + x.shape[1])
+        x[:, start:] = (mean[cols] + std[cols] * rng.uniform(-2, 2, (n, x.shape[1] - start))
+                        ).astype(np.float32)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"portrait": p, "video": v})
     model.eval()
@@ -102,7 +113,8 @@ def _new_version(model: ScorerNet) -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{h.hexdigest()[:8]}"
 
 
-VERSIONED_PREFIXES = ("scorer", "scorer_indexed", "video_head", "portrait_step", "explainer")
+VERSIONED_PREFIXES = ("scorer", "scorer_indexed", "video_head", "portrait_step", "explainer",
+                      "latents", "latent_head")
 
 
 def export_scorer(model: ScorerNet, model_dir: str | Path, *, name: str = "enf-scorer",

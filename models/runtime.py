@@ -51,6 +51,7 @@ class _Loaded:
     indexed: ort.InferenceSession | None
     signature: tuple[int, int]  # manifest (mtime_ns, size) when read
     explainer: Any = None  # enf_core.explainer.ExplainerStudent when files.explainer exists
+    latents: Any = None  # models.latent.LatentModel: the videos' latents, when the model has them
 
 
 def _choose_providers(prefer_gpu: bool) -> tuple[list[Any], str | None]:
@@ -112,6 +113,12 @@ class ScorerRuntime:
         return CUDA in self.providers
 
     @property
+    def latents(self) -> Any:
+        """The model's video latents (``models.latent.LatentModel``), or None: the video
+        handler attaches them to each analysis it stores."""
+        return self._state.latents
+
+    @property
     def threshold(self) -> float | None:
         """The F1-optimal threshold found at training time (benchmarks only; on the
         uncalibrated p), if the manifest has one."""
@@ -158,10 +165,12 @@ class ScorerRuntime:
                 raise ModelError(f"model {manifest['version']}: {exc}") from None
         layout = manifest["feature_layout_version"]
         if layout != FEATURE_LAYOUT_VERSION:
+            dims = [i.get("shape", ["?", "?"])[-1] for i in manifest.get("inputs", [])]
             raise FeatureLayoutError(
                 f"model {manifest['name']} {manifest['version']} in {self.model_dir} was built "
-                f"for feature layout {layout}, this code uses {FEATURE_LAYOUT_VERSION}; "
-                f"retrain it (enf train agents) or use a matching release")
+                f"for feature layout {layout} (portrait, video widths {dims}), this code uses "
+                f"layout {FEATURE_LAYOUT_VERSION} ({PORTRAIT_DIM}, {VIDEO_DIM}: "
+                f"enf_core/features.py); retrain it (enf train agents) or use a matching release")
         sessions: dict[str, ort.InferenceSession] = {}
         for role in ("scorer", "scorer_indexed"):
             entry = manifest["files"].get(role)
@@ -183,8 +192,21 @@ class ScorerRuntime:
         if names != ["portrait", "video"] or outs[:2] != ["p_negative", "reason_probs"]:
             raise ModelError(f"model {manifest['version']}: expected inputs [portrait, video] "
                              f"and outputs [p_negative, reason_probs, ...], got {names} -> {outs}")
+        latents = None
+        if "latents" in manifest["files"] and "latent_head" in manifest["files"]:
+            from models.latent import load_latent_model
+
+            paths = []
+            for role in ("latents", "latent_head"):
+                entry = manifest["files"][role]
+                file = self.model_dir / entry["path"]
+                if not file.is_file() or file_sha256(file) != entry.get("sha256", ""):
+                    raise ModelError(f"model {manifest['version']}: {file} is missing or does "
+                                     f"not match its sha256")
+                paths.append(file)
+            latents = load_latent_model(paths[0], paths[1])
         loaded = _Loaded(manifest, sessions["scorer"], sessions.get("scorer_indexed"), signature,
-                         self._load_explainer(manifest))
+                         self._load_explainer(manifest), latents)
         self._smoke_test(loaded)
         return loaded
 

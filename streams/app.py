@@ -262,9 +262,10 @@ class EnfWorker:
             dead_letter_max_bytes=config.dead_letter_max_bytes, limits=limits,
             config=PortraitConfig(quick_swipe_ratio=config.quick_swipe_ratio),
             window_s=config.metrics_window_s, scorer=self.scoring, positions=self.positions)
+        latents = lambda: getattr(self.runtime, "latents", None)  # noqa: E731
         if analyzer is not None:
             self.videos = VideoHandler(self.store, self.sink, analyzer,
-                                       dead_letter_topic=topics.dead_letters,
+                                       dead_letter_topic=topics.dead_letters, latents=latents,
                                        dead_letter_max_bytes=config.dead_letter_max_bytes,
                                        limits=limits, media=config.media_policy(),
                                        analysis_timeout_s=config.video_timeout_s,
@@ -272,7 +273,7 @@ class EnfWorker:
         else:
             self.videos = VideoHandler(self.store, self.sink, analyzer_factory=default_analyzer,
                                        processes=config.video_processes,
-                                       dead_letter_topic=topics.dead_letters,
+                                       dead_letter_topic=topics.dead_letters, latents=latents,
                                        dead_letter_max_bytes=config.dead_letter_max_bytes,
                                        limits=limits, media=config.media_policy(),
                                        analysis_timeout_s=config.video_timeout_s,

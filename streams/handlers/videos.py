@@ -129,7 +129,8 @@ class VideoHandler:
                  dead_letter_max_bytes: int = DEAD_LETTER_MAX_BYTES,
                  limits: InputLimits | None = None, media: MediaPolicy | None = None,
                  analysis_timeout_s: float = 60.0, start_grace_s: float = 300.0,
-                 max_stuck_threads: int = 4) -> None:
+                 max_stuck_threads: int = 4,
+                 latents: Callable[[], Any] | None = None) -> None:
         if analyzer is None and analyzer_factory is None:
             raise ValueError("give an analyzer or an analyzer_factory")
         self.store = store
@@ -147,6 +148,9 @@ class VideoHandler:
         # machine): its first videos get this much more time.
         self.start_grace_s = start_grace_s
         self._warm = False
+        # the current model's video latents (models.latent.LatentModel or None), read
+        # per batch so a model reload brings its latents along
+        self._latents = latents
         self._pool: Executor = self._new_pool()
         # Thread mode (an analyzer instance, no factory): a timed-out analysis
         # cannot be stopped; its thread runs on, outside the pool that is replaced.
@@ -275,6 +279,10 @@ class VideoHandler:
             for path in temp:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
+        latents = self._latents() if self._latents is not None else None
+        if latents is not None:
+            # learned from the logs when the model knew the video, else from its content
+            analyses = [latents.attach(a) for a in analyses]
         await self.store.put_videos(analyses, ts=now_ms())
         for fut in pending:
             await fut

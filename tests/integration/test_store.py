@@ -278,3 +278,69 @@ async def test_a_call_that_times_out_is_retried_smaller(caplog: pytest.LogCaptur
     assert stored is not None and stored.to_dict() == ref.to_dict()
     await store.close()
     service.stop()
+
+
+async def test_latent_taste_and_bounded_history_ride_the_cas_write(redis_url: str) -> None:
+    """Issue 9: the portrait's latent and recent history are written by the same CAS
+    call, bounded, and the scorer's one pipelined read gets them in ``vec``."""
+    import numpy as np
+
+    from enf_core.features import PORTRAIT_DIM, PORTRAIT_SLICES, VIDEO_DIM, VIDEO_SLICES
+    from enf_core.latent import USER_LATENT_DIM
+    from enf_core.portrait import PortraitConfig
+
+    store, sink = _store(redis_url), ListSink()
+    lat = tuple(0.1 * ((-1) ** k) for k in range(USER_LATENT_DIM))
+    videos = [VideoAnalysis.neutral(f"v{k}", duration_ms=5000) for k in range(3)]
+    videos = [VideoAnalysis.from_dict({**a.to_dict(), "latent": list(lat),
+                                       "latent_source": "learned"}) for a in videos]
+    await store.put_videos(videos, ts=T0)
+    raws = [event("watch", event_id=f"e{i}", user_id="u", video_id=f"v{i % 3}",
+                  play_ms=(500 if i % 2 else 4900), duration_ms=5000, ts=T0 + i) for i in range(50)]
+    handler = PortraitHandler(store, sink, dead_letter_topic="dlq", window_s=3600)
+    for s in range(0, 50, 7):  # several batches: the result must not depend on the split
+        await handler.handle([Message(r, b"u", "t", 0, s + j)
+                              for j, r in enumerate(raws[s:s + 7])])
+    ref = Portrait.new("u")
+    by_id = {a.video_id: a for a in videos}
+    for i in range(50):
+        apply_event(ref, WatchEvent(f"e{i}", "u", f"v{i % 3}", 500 if i % 2 else 4900, 5000,
+                                    T0 + i), by_id[f"v{i % 3}"])
+    stored = await store.get_portrait("u")
+    assert stored is not None and stored.to_dict() == ref.to_dict()
+    assert stored.n_latent == 50 and len(stored.history) == PortraitConfig().history_len
+    (user_raw, video_raw) = await store.read_for_scoring(["u"], ["v0"])
+    vec = np.frombuffer(user_raw[0][0], np.float32)
+    assert vec.shape == (PORTRAIT_DIM,) and np.array_equal(vec, ref.vector())
+    assert np.abs(vec[PORTRAIT_SLICES["latent"]]).sum() > 0
+    vvec = np.frombuffer(video_raw[0][0], np.float32)
+    assert vvec.shape == (VIDEO_DIM,) and vvec[VIDEO_SLICES["latent_known"]][0] == 1.0
+    await store.close()
+
+
+async def test_the_video_handler_stores_learned_or_content_latents(redis_url: str) -> None:
+    import numpy as np
+
+    from enf_core.latent import USER_LATENT_DIM
+    from models.latent import CONTENT_DIM, LatentModel
+    from streams.handlers.videos import NeutralAnalyzer, VideoHandler
+
+    table = np.full((1, USER_LATENT_DIM), 0.25, np.float32)
+    head = np.zeros((CONTENT_DIM + 1, USER_LATENT_DIM))
+    head[-1] = -0.5
+    model = LatentModel(["known"], table, head)
+    store, sink = _store(redis_url), ListSink()
+    handler = VideoHandler(store, sink, NeutralAnalyzer(), dead_letter_topic="dlq",
+                           latents=lambda: model)
+    ids = ("known", "new")
+    raws = [event("video", event_id=f"e{v}", video_id=v, title="t", duration_ms=1000, ts=T0)
+            for v in ids]
+    await handler.handle([Message(r, v.encode(), "t", 0, i)
+                          for i, (v, r) in enumerate(zip(ids, raws, strict=True))])
+    got = await store.get_analyses(["known", "new"])
+    assert got["known"].latent_source == "learned"
+    assert got["known"].latent == pytest.approx((0.25,) * USER_LATENT_DIM)
+    assert got["new"].latent_source == "content"
+    assert got["new"].latent == pytest.approx((-0.5,) * USER_LATENT_DIM)
+    handler.close()
+    await store.close()

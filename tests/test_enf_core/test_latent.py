@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import FeedbackEvent, WatchEvent
+from enf_core.features import PORTRAIT_SLICES, VIDEO_SLICES, portrait_vector, video_vector
 from enf_core.latent import (
     LATENT_DIM,
     USER_LATENT_DIM,
@@ -68,8 +70,6 @@ def test_portrait_learns_taste_and_keeps_a_bounded_history() -> None:
     q = Portrait.from_dict(p.to_dict())
     assert q == p
     np.testing.assert_array_equal(q.vector(), p.vector())
-    a = _video("v", liked, "content")
-    assert VideoAnalysis.from_dict(a.to_dict()) == a
     old = p.to_dict()
     for k in ("latent", "latent_p", "n_latent", "recent_negative", "recent_positive", "history"):
         old.pop(k)
@@ -91,6 +91,20 @@ def test_history_rates_weigh_recent_entries_more() -> None:
     qs, dl, ratio, full = history_rates([["x", Outcome.DISLIKE, 0.0]], 0.8)
     assert (qs, dl, ratio, full) == (0.0, 1.0, 0.0, 0.0)
     assert history_rates([], 0.8) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_vectors_carry_the_latent_parts() -> None:
+    lat = tuple(float(i) / 10 for i in range(USER_LATENT_DIM))
+    v = video_vector(_video("v", lat, "content"))
+    assert v[VIDEO_SLICES["latent"]].tolist() == pytest.approx(lat)
+    assert v[VIDEO_SLICES["latent_known"]].tolist() == [0.5]
+    assert video_vector(_video("v", lat))[VIDEO_SLICES["latent_known"]].tolist() == [1.0]
+    assert video_vector(_video("v"))[VIDEO_SLICES["latent_known"]].tolist() == [0.0]
+    p = Portrait.new("u")
+    p.latent = list(lat)
+    assert portrait_vector(p)[PORTRAIT_SLICES["latent"]].tolist() == pytest.approx(lat)
+    a = _video("v", lat, "content")
+    assert VideoAnalysis.from_dict(a.to_dict()) == a
 
 
 def test_portrait_rates_are_the_history_rates() -> None:

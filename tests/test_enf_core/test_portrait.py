@@ -12,6 +12,7 @@ import pytest
 
 from enf_core.analysis import VideoAnalysis
 from enf_core.events import FeedbackEvent, WatchEvent
+from enf_core.features import PORTRAIT_DIM
 from enf_core.portrait import Portrait, apply_event
 from enf_core.taxonomy import ELEMENTS, TOPICS
 from models.profile_agent import (
@@ -149,7 +150,7 @@ def test_portrait_round_trips_through_redis(redis_server) -> None:  # type: igno
     back = portrait_from_hash(stored)
     assert back.to_dict() == p.to_dict()
     assert stored[b"vec"] == p.vector().tobytes()
-    assert np.frombuffer(stored[b"vec"], np.float32).shape == (34,)
+    assert np.frombuffer(stored[b"vec"], np.float32).shape == (PORTRAIT_DIM,)
     # updating the round-tripped portrait equals updating the original
     e = WatchEvent("e9", "u1", "v0", 9000, 10_000, 99_000)
     apply_event(back, e, analyses["v0"])

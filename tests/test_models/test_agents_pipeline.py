@@ -40,17 +40,34 @@ def trained(tiny_dataset: Path, encoders: Path, tmp_path_factory: pytest.TempPat
 
 
 def test_dataset_features_are_causal_and_aligned(tiny_dataset: Path, encoders: Path) -> None:
+    from enf_core.features import PORTRAIT_DIM, PORTRAIT_SLICES, VIDEO_DIM, VIDEO_SLICES
     from models.dataset_features import dataset_features
 
     f = dataset_features(tiny_dataset, cache=False)
     n = len(f.split)
-    assert f.portraits.shape == (n, 34) and f.videos.shape[1] == 33
+    assert f.portraits.shape == (n, PORTRAIT_DIM) and f.videos.shape[1] == VIDEO_DIM
     assert set(np.unique(f.split)) == {"train", "valid", "test"}
     # the portrait before a user's first row is the prior one: no label leaks in
     first = {}
     for i, u in enumerate(f.user_ids):
         first.setdefault(u, i)
-    assert np.allclose(f.portraits[list(first.values())][:, 31:34].sum(1), 0.0)
+    firsts = f.portraits[list(first.values())]
+    assert np.allclose(firsts[:, PORTRAIT_SLICES["rates"]].sum(1), 0.0)
+    assert np.allclose(firsts[:, PORTRAIT_SLICES["latent"]], 0.0)
+    assert np.allclose(firsts[:, PORTRAIT_SLICES["history"]], 0.0)
+    # later rows carry a latent taste learned from the earlier ones
+    assert np.abs(f.portraits[:, PORTRAIT_SLICES["latent"]]).sum(1).mean() > 0
+    # train rows see their video's latent out of fold; valid / test rows the whole-train fit
+    lat = VIDEO_SLICES["latent"]
+    train, test = f.rows("train"), f.rows("test")
+    assert not np.allclose(f.video_vectors(train)[:, lat], f.videos[f.video_row[train]][:, lat])
+    np.testing.assert_array_equal(f.video_vectors(test), f.videos[f.video_row[test]])
+    assert (f.videos[:, VIDEO_SLICES["latent_known"].start] == 1.0).mean() > 0.5
+    # folds are of users, and a train row's portrait was replayed without its user
+    assert f.fold is not None
+    for u in np.unique(f.user_ids[train]):
+        assert len(np.unique(f.fold[train][f.user_ids[train] == u])) == 1
+    assert (f.fold[f.split != "train"] == -1).all()
     assert (f.reason_source[f.explicit] == 1).all()
     assert f.implicit.mean() == pytest.approx(0.22, abs=0.05)
 
@@ -60,15 +77,19 @@ def test_train_agents_exports_a_loadable_versioned_model(trained: tuple[Path, di
 
     out, m = trained
     assert set(m["files"]) >= {"scorer", "scorer_indexed", "torch", "video_head",
-                               "portrait_step"}
+                               "portrait_step", "latents", "latent_head"}
     assert m["parity_max_abs_diff"] <= 1e-5
     assert m["students"]["video_head"]["parity_max_abs_diff"] <= 1e-5
     assert m["students"]["portrait_step"]["parity_max_abs_diff"] <= 1e-5
     assert {"implicit", "any"} <= set(m["thresholds"])
     rt = ScorerRuntime(out, prefer_gpu=False)
     assert rt.version == m["version"]
-    outs = rt.score_outputs(np.zeros((3, 34), np.float32), np.zeros((3, 33), np.float32))
+    from enf_core.features import PORTRAIT_DIM, VIDEO_DIM
+
+    outs = rt.score_outputs(np.zeros((3, PORTRAIT_DIM), np.float32),
+                            np.zeros((3, VIDEO_DIM), np.float32))
     assert set(outs) == {"p_negative", "reason_probs", "p_dislike"}
+    assert rt.latents is not None and len(rt.latents.video_ids) > 0
     # the explanation student ships in the same version, loaded without torch
     assert "explainer" in m["files"] and rt.explainer is not None
     assert m["students"]["explainer"]["keys"] == len(rt.explainer.bank) > 0

@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from enf_core.features import PORTRAIT_DIM, VIDEO_DIM
 from models.export import onnx_parity
 from models.manifest import read_manifest
 from models.scorer import ScorerNet
@@ -21,8 +22,8 @@ def test_onnx_equals_torch_within_1e5(tiny_model_dir: Path) -> None:
     assert m["parity_max_abs_diff"] <= 1e-5
     # the indexed graph computes the same rows
     rng = np.random.default_rng(0)
-    p = rng.random((3, 34), dtype=np.float32)
-    table = rng.random((10, 33), dtype=np.float32)
+    p = rng.random((3, PORTRAIT_DIM), dtype=np.float32)
+    table = rng.random((10, VIDEO_DIM), dtype=np.float32)
     pi, vi = np.array([0, 2, 1, 1]), np.array([9, 0, 3, 3])
     sess = ort.InferenceSession(str(tiny_model_dir / m["files"]["scorer_indexed"]["path"]))
     got = sess.run(None, {"portrait": p, "portrait_index": pi, "video_table": table,

@@ -35,7 +35,11 @@ def test_default_model_is_committed_trained_and_loads() -> None:
     assert pn.shape == (2000,) and pn.dtype == np.float32
     assert rp.shape == (2000, 4) and np.allclose(rp.sum(1), 1, atol=1e-5)
     raw = rt.score_outputs(p, v, raw=True)["p_negative"]
-    assert raw[y == 1].mean() > raw[y == 0].mean() + 0.2
+    # synthetic rows have no history, latent or learned video latent (nothing the
+    # layout-2 model saw in training, so its scores sit high): it still ranks them
+    from models.metrics import auc
+
+    assert auc(y == 1, raw) > 0.7
     # shipped calibrated (enf model calibrate on the default simulation): a monotone
     # map of the raw score, with the product operating point beside it
     assert rt.calibrated and 0.0 < rt.operating_point["threshold"] < 1.0  # type: ignore[index]
@@ -69,7 +73,7 @@ def test_score_user_and_indexed_agree_with_score(model_dir: Path) -> None:
 
 def test_shape_errors_are_clear(model_dir: Path) -> None:
     rt = ScorerRuntime(model_dir, prefer_gpu=False)
-    with pytest.raises(ValueError, match=r"\[B, 34\]"):
+    with pytest.raises(ValueError, match=rf"\[B, {PORTRAIT_DIM}\]"):
         rt.score(np.zeros((2, 5), np.float32), np.zeros((2, VIDEO_DIM), np.float32))
     with pytest.raises(ValueError, match="portraits for"):
         rt.score(np.zeros((2, PORTRAIT_DIM)), np.zeros((3, VIDEO_DIM)))

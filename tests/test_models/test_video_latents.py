@@ -68,3 +68,22 @@ def test_latent_model_round_trips_and_attaches(tmp_path: Path) -> None:
     new = m.attach(VideoAnalysis("never-seen", topics, (0.0,) * len(ELEMENTS),
                                  (0.25,) * len(REASONS)))
     assert new.latent_source == "content" and len(new.latent) == USER_LATENT_DIM
+
+
+def test_folds_are_by_user_and_a_fold_never_sees_its_users() -> None:
+    """Issue 9, Steam: with folds of rows, a train row's label reached its portrait
+    through the earlier videos' latents (fitted with the user's own factors). Folds are
+    of users now, and fold k's table does not move when fold k's users change."""
+    u, i, y, content, _ = _planted(users=120, items=80, per_user=20)
+    n = len(u)
+    train = np.ones(n, bool)
+    ids = [f"v{k}" for k in range(80)]
+    fit = fit_latents(u, i, y, np.arange(n), train, n, ids, content)
+    for user in np.unique(u):
+        assert len(np.unique(fit.fold[u == user])) == 1  # one fold per user
+        assert fit.fold[u == user][0] == fit.user_fold[user]
+    k = 2
+    flipped = np.where(fit.fold == k, 1.0 - y, y)  # rewrite everything fold k's users did
+    again = fit_latents(u, i, flipped, np.arange(n), train, n, ids, content)
+    np.testing.assert_allclose(again.oof[k], fit.oof[k], atol=1e-5)
+    assert np.abs(again.oof[(k + 1) % 5] - fit.oof[(k + 1) % 5]).max() > 1e-3
