@@ -208,7 +208,8 @@ def run_ablation(data_dir: str | Path | None, out_dir: str | Path,
 
     sft_cb = _Deadline(t0 + c.sft_share * c.budget_s, "sft", progress)
     done = out / "sft" / "policy"  # a finished stage is reused: an interrupted run resumes
-    progress(f"sft: reusing {done}" if (done / "config.json").is_file() else
+    sft_reused = (done / "config.json").is_file()
+    progress(f"sft: reusing {done}" if sft_reused else
              f"sft: {c.sft.epochs} epochs over {len(train)} rows")
     policies = {"sft": done if (done / "config.json").is_file() else
                 run_sft(base, train, out / "sft", c.sft, callbacks=[sft_cb.callback])}
@@ -254,7 +255,10 @@ def run_ablation(data_dir: str | Path | None, out_dir: str | Path,
                           "dislikes": sum(r.kind == "dislike" for r in heldout),
                           "swipes": sum(r.kind == "swipe" for r in heldout),
                           "positives": sum(r.kind == "positive" for r in heldout)},
-              "config": {"rl": c.rl.to_dict(), "sft": asdict(c.sft), "budget_s": c.budget_s},
+              "config": {"rl": c.rl.to_dict(), "sft": asdict(c.sft), "budget_s": c.budget_s,
+                         # a reused SFT policy was trained by an earlier run (its own
+                         # settings: OUT/sft/log_history.json), not by "sft" above
+                         "sft_reused": sft_reused},
               "out": str(out.resolve())}
     (out / "ablation.json").write_text(json.dumps(result, indent=1))
     return result
