@@ -16,7 +16,8 @@ __all__ = ["ablation_config", "run_policy_command"]
 def ablation_config(policy: str, *, budget_s: float | None = None, steps: int | None = None,
                     threads: int = 0, rl_lr: float | None = None,
                     rl_beta: float | None = None, sft_epochs: float | None = None,
-                    rl_prompts: int | None = None) -> AblationConfig:
+                    rl_prompts: int | None = None,
+                    rl_seed: int | None = None) -> AblationConfig:
     """The ablation's defaults per policy (pretrained ones: smaller steps, bf16-free CPU)."""
     from enf_core.reason_prompt import PromptConfig
     from models.policy.config import SFTSettings
@@ -40,6 +41,8 @@ def ablation_config(policy: str, *, budget_s: float | None = None, steps: int | 
         c = replace(c, sft=replace(c.sft, epochs=sft_epochs))
     if rl_prompts is not None:
         c = replace(c, rl=c.rl.with_(prompts_per_step=rl_prompts))
+    if rl_seed is not None:
+        c = replace(c, rl=c.rl.with_(seed=rl_seed))
     return c
 
 
@@ -47,9 +50,11 @@ def run_policy_command(data_dir: Path, out_dir: Path, *, stage: str | None, abla
                        policy: str, from_dir: Path | None, budget_s: float | None,
                        steps: int | None, threads: int, rl_lr: float | None = None,
                        rl_beta: float | None = None, sft_epochs: float | None = None,
-                       rl_prompts: int | None = None) -> dict[str, Any]:
+                       rl_prompts: int | None = None,
+                       rl_seed: int | None = None) -> dict[str, Any]:
     c = ablation_config(policy, budget_s=budget_s, steps=steps, threads=threads, rl_lr=rl_lr,
-                        rl_beta=rl_beta, sft_epochs=sft_epochs, rl_prompts=rl_prompts)
+                        rl_beta=rl_beta, sft_epochs=sft_epochs, rl_prompts=rl_prompts,
+                        rl_seed=rl_seed)
     if ablation:
         return run_ablation(data_dir, out_dir, c)
     if stage is None:

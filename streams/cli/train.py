@@ -129,6 +129,8 @@ def explainer(data_dir: Path, model_dir: Path, as_json: bool) -> None:
               help="KL coefficient to the SFT policy (default 0.02).")
 @click.option("--rl-prompts", type=int, default=None,
               help="Prompts per RL step, each with G = 8 completions (default 2).")
+@click.option("--rl-seed", type=int, default=None,
+              help="Seed of the RL arms (sampling, data order; default 0).")
 @click.option("--sft-epochs", type=float, default=None,
               help="SFT epochs over the train rows (default 3; the ablation's SFT also stops "
               "at its share of --budget-s).")
@@ -138,7 +140,8 @@ def explainer(data_dir: Path, model_dir: Path, as_json: bool) -> None:
 def policy(data_dir: Path, out_dir: Path, stage: str | None, ablation: bool, policy_name: str,
            from_dir: Path | None, budget_s: float | None, steps: int | None,
            rl_lr: float | None, rl_beta: float | None, rl_prompts: int | None,
-           sft_epochs: float | None, threads: int, as_json: bool) -> None:
+           rl_seed: int | None, sft_epochs: float | None, threads: int,
+           as_json: bool) -> None:
     """Train the causal-LM Reason Agent: SFT -> GRPO / S-GRPO (TRL), or the ablation.
 
     Progress goes to stderr; the last line is one JSON object.
@@ -150,7 +153,7 @@ def policy(data_dir: Path, out_dir: Path, stage: str | None, ablation: bool, pol
                                     policy=policy_name, from_dir=from_dir, budget_s=budget_s,
                                     steps=steps, threads=threads, rl_lr=rl_lr,
                                     rl_beta=rl_beta, sft_epochs=sft_epochs,
-                                    rl_prompts=rl_prompts)
+                                    rl_prompts=rl_prompts, rl_seed=rl_seed)
     except (OSError, ValueError, RuntimeError) as exc:
         click.echo(json.dumps({"error": str(exc)}))
         sys.exit(1)
