@@ -56,7 +56,6 @@ _TRI = np.triu_indices(USER_LATENT_DIM)
 _pos = np.zeros((USER_LATENT_DIM, USER_LATENT_DIM), np.int64)
 _pos[_TRI] = np.arange(len(_TRI[0]))
 _TRI_POS = np.maximum(_pos, _pos.T).ravel()
-_FULL_TO_TRI = np.ravel_multi_index(_TRI, (USER_LATENT_DIM, USER_LATENT_DIM))
 HISTORY_RATES = 4  # quick-swipe rate, dislike rate, mean watch ratio, full-watch rate
 
 
@@ -100,16 +99,17 @@ def latent_update(w: list[float], p_tri: list[float], item: Sequence[float],
     ``engagement − b`` on ``x = [v, 1]``. Returns the new (w, upper-tri P).
     Exact: after n events, w equals the ridge solution over those n events.
     """
-    x = np.asarray(item, np.float64).copy()
+    x = np.array(item, np.float64)
     bias = float(x[LATENT_DIM])
     x[LATENT_DIM] = 1.0
     wv = np.asarray(w, np.float64)
-    P = tri_to_full(p_tri)
-    Px = P @ x
+    tri = np.asarray(p_tri, np.float64)
+    Px = tri[_TRI_POS].reshape(USER_LATENT_DIM, USER_LATENT_DIM) @ x
     k = Px / (1.0 + float(x @ Px))
     wv = wv + k * (engagement - bias - float(wv @ x))
-    P -= k[:, None] * Px[None, :]
-    return wv.tolist(), P.ravel()[_FULL_TO_TRI].tolist()
+    # The upper triangle of P - k Pxᵀ, computed on the triangle only: entry for
+    # entry the same operations as on the full matrix, without building it.
+    return wv.tolist(), (tri - k[_TRI[0]] * Px[_TRI[1]]).tolist()
 
 
 def ema_centroid(centroid: list[float], item: Sequence[float], rate: float) -> list[float]:

@@ -117,3 +117,23 @@ def test_portrait_rates_are_the_history_rates() -> None:
     np.testing.assert_allclose(p.recent_rates, history_rates(p.history, c.history_decay),
                                atol=1e-12)
     assert p.recent_rates[1] > 0.1  # the dislike counts as the newest entry
+
+
+def test_latent_step_keeps_p_symmetric_as_its_upper_triangle() -> None:
+    """The step updates the stored triangle directly; it must equal the upper
+    triangle of the full-matrix update P - k (P x)ᵀ, bit for bit."""
+    import random
+
+    from enf_core.latent import latent_update, new_latent_p, tri_to_full
+
+    rng = random.Random(3)
+    w, p = [0.0] * USER_LATENT_DIM, new_latent_p(3.0)
+    for _ in range(200):
+        item = [rng.gauss(0, 0.4) for _ in range(USER_LATENT_DIM)]
+        x = np.array(item)
+        x[-1] = 1.0
+        full = tri_to_full(p)
+        px = full @ x
+        want = full - (px / (1.0 + float(x @ px)))[:, None] * px[None, :]
+        w, p = latent_update(w, p, item, rng.random())
+        assert p == want[np.triu_indices(USER_LATENT_DIM)].tolist()
