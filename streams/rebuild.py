@@ -136,7 +136,7 @@ async def rebuild_portraits(cfg: WorkerConfig, *, analyzer: Any = None,
     key check off), its media policy and analysis timeout, and its Kafka and Redis
     credentials."""
     from enf_core.portrait import PortraitConfig
-    from streams.app import load_analyzer
+    from streams.app import load_analyzer, load_runtime
     from streams.handlers.portraits import PortraitHandler
     from streams.handlers.videos import VideoHandler
     from streams.store import RedisStore, StoreConfig
@@ -152,7 +152,12 @@ async def rebuild_portraits(cfg: WorkerConfig, *, analyzer: Any = None,
     try:
         epoch = await store.reset_epoch()
         limits = cfg.input_limits()
+        # The worker's model: its video latents are attached to each analysis as
+        # the worker's video handler does, so rebuilt analyses (and the portraits'
+        # latent taste updated against them) equal what the workers stored.
+        runtime = load_runtime(cfg)
         videos = VideoHandler(store, sink, analyzer or load_analyzer(cfg),
+                              latents=lambda: getattr(runtime, "latents", None),
                               dead_letter_topic=topics.dead_letters, limits=limits,
                               media=cfg.media_policy(), analysis_timeout_s=cfg.video_timeout_s,
                               max_stuck_threads=cfg.video_max_stuck_threads)
