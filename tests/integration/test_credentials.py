@@ -16,7 +16,7 @@ import redis
 
 from streams.config import TopicNames
 from streams.credentials import KafkaSecurity
-from tests.integration.workers import WorkerProcess, event, produce, wait_until
+from tests.integration.workers import WorkerProcess, event, produce, secured_round_trip, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -38,23 +38,7 @@ async def _sasl_client_fails(bootstrap: str, user: str) -> bool:
 
 
 async def _scram_round_trip(bootstrap: str, url: str, topic: str) -> list[bytes]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-    security = KafkaSecurity.from_url(url)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **security.aiokafka())
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, b"scram", key=b"k")
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", **security.aiokafka())
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=10_000)
-        return [r.value for records in batch.values() for r in records]
-    finally:
-        await consumer.stop()
+    return await secured_round_trip(bootstrap, KafkaSecurity.from_url(url), topic, b"scram")
 
 
 def test_worker_with_sasl_kafka_and_an_acl_redis_user(broker: Any, redis_url: str,

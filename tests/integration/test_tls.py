@@ -28,7 +28,7 @@ from streams.redact import redact_url
 from streams.services import free_port
 from streams.store import RedisStore
 from tests.integration.tls import Pki
-from tests.integration.workers import WorkerProcess, event, wait_until
+from tests.integration.workers import WorkerProcess, event, secured_round_trip, wait_until
 
 pytestmark = pytest.mark.integration
 NOW = int(time.time() * 1000)
@@ -97,25 +97,9 @@ async def _redis_refused(url: str) -> str:
 
 
 async def _kafka_round_trip(url: str, topic: str) -> list[bytes]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
     cfg = WorkerConfig.from_env({"ENF_KAFKA_URL": url})
-    security, bootstrap = cfg.kafka_security(), url.split("://", 1)[1].split("?", 1)[0]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=10_000,
-                                **security.aiokafka())
-    await asyncio.wait_for(producer.start(), 20)
-    try:
-        await producer.send_and_wait(topic, b"tls", key=b"k")
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", **security.aiokafka())
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=10_000)
-        return [r.value for records in batch.values() for r in records]
-    finally:
-        await consumer.stop()
+    bootstrap = url.split("://", 1)[1].split("?", 1)[0]
+    return await secured_round_trip(bootstrap, cfg.kafka_security(), topic, b"tls")
 
 
 async def _kafka_refused(url: str) -> bool:

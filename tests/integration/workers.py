@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.process import WorkerProcess, wait_until
 
-__all__ = ["WorkerProcess", "consume", "event", "produce", "wait_until"]
+__all__ = ["WorkerProcess", "consume", "event", "produce", "secured_round_trip", "wait_until"]
 
 
 async def _produce(bootstrap: str,
@@ -54,3 +54,25 @@ def consume(bootstrap: str, topic: str, n: int, *, timeout_s: float = 30.0) -> l
 
 def event(event_type: str, /, **fields: Any) -> bytes:
     return orjson.dumps({"v": 1, "type": event_type, **fields})
+
+
+async def secured_round_trip(bootstrap: str, security: Any, topic: str,
+                             payload: bytes) -> list[bytes]:
+    """Send ``payload`` and read the topic back with the client options the worker
+    builds (``streams.credentials.KafkaSecurity.aiokafka()``): a SASL or TLS
+    listener accepts exactly what the worker would send it."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=10_000,
+                                **security.aiokafka())
+    await asyncio.wait_for(producer.start(), 20)
+    try:
+        await producer.send_and_wait(topic, payload, key=b"k")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", **security.aiokafka())
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=10_000)
+        return [r.value for records in batch.values() for r in records]
+    finally:
+        await consumer.stop()
